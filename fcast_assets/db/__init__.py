@@ -1,0 +1,1 @@
+"""Metadata store: SQLModel tables (``models``) and engine helpers (``engine``)."""

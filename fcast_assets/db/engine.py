@@ -1,0 +1,75 @@
+"""Engines for the metadata database: SQLite file by default, PostgreSQL by ``FCAST_DB_URL``.
+
+``init_db`` creates every table of the SQLModel metadata plus the full-text index of the dialect
+(SQLite FTS5 virtual table with sync triggers; PostgreSQL generated tsvector column with a GIN index).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlmodel import SQLModel
+
+from .. import config
+from . import models  # noqa: F401 - registers the tables on SQLModel.metadata
+
+# Extra DDL per dialect, run after the tables exist; also written into sql/ by ``fcast db ddl``.
+SEARCH_DDL: dict[str, list[str]] = {
+    "sqlite": [
+        "CREATE VIRTUAL TABLE IF NOT EXISTS registry_search_fts USING fts5("
+        "qualname, name, body, content='registry_search_doc', content_rowid='doc_id')",
+        "CREATE TRIGGER IF NOT EXISTS registry_search_doc_ai AFTER INSERT ON registry_search_doc BEGIN "
+        "INSERT INTO registry_search_fts(rowid, qualname, name, body) "
+        "VALUES (new.doc_id, new.qualname, new.name, new.body); END",
+        "CREATE TRIGGER IF NOT EXISTS registry_search_doc_ad AFTER DELETE ON registry_search_doc BEGIN "
+        "INSERT INTO registry_search_fts(registry_search_fts, rowid, qualname, name, body) "
+        "VALUES ('delete', old.doc_id, old.qualname, old.name, old.body); END",
+    ],
+    "postgresql": [
+        "ALTER TABLE registry_search_doc ADD COLUMN IF NOT EXISTS tsv tsvector GENERATED ALWAYS AS ("
+        "setweight(to_tsvector('simple', translate(coalesce(qualname, ''), '._', '  ')), 'A') || "
+        "setweight(to_tsvector('simple', translate(coalesce(name, ''), '._', '  ')), 'A') || "
+        "setweight(to_tsvector('simple', translate(coalesce(body, ''), '._', '  ')), 'B')) STORED",
+        "CREATE INDEX IF NOT EXISTS ix_registry_search_doc_tsv ON registry_search_doc USING GIN (tsv)",
+    ],
+}
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def make_engine(url: str | None = None) -> Engine:
+    url = url or config.db_url()
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        if u.database and u.database != ":memory:":
+            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+        eng = create_engine(url, connect_args={"timeout": 30})
+        event.listen(eng, "connect", _sqlite_pragmas)
+    else:
+        eng = create_engine(url, pool_pre_ping=True)
+    return eng
+
+
+@lru_cache(maxsize=8)
+def get_engine(url: str | None = None) -> Engine:
+    """A cached, initialised engine for ``url`` (default: ``FCAST_DB_URL`` or the SQLite file)."""
+    eng = make_engine(url)
+    init_db(eng)
+    return eng
+
+
+def init_db(engine: Engine) -> None:
+    SQLModel.metadata.create_all(engine)
+    dialect = engine.dialect.name
+    with engine.begin() as conn:
+        for stmt in SEARCH_DDL.get(dialect, []):
+            conn.execute(text(stmt))

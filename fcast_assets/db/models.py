@@ -1,0 +1,195 @@
+"""SQLModel tables of the metadata database ``forecast_meta`` (contract: shared SCHEMA.md).
+
+Table and column names follow the contract; extra columns are additions, never renames.
+JSON columns are JSON on SQLite and JSONB on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+JSONType = JSON(none_as_null=False).with_variant(JSONB(none_as_null=False), "postgresql")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _json(**kw: Any) -> Any:
+    return Field(default=None, sa_type=JSONType, nullable=True, **kw)
+
+
+def _text(**kw: Any) -> Any:
+    return Field(default=None, sa_type=Text, **kw)
+
+
+# --------------------------------------------------------------------------------------------- registry_
+class RegistryLibrary(SQLModel, table=True):
+    __tablename__ = "registry_library"
+    library_id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True, description="partition key: neuralforecast, chronos, ...")
+    import_name: str
+    dist_name: str
+    vendor: Optional[str] = None
+    repo_url: Optional[str] = None
+    docs_url: Optional[str] = None
+
+
+class RegistryRelease(SQLModel, table=True):
+    __tablename__ = "registry_release"
+    __table_args__ = (UniqueConstraint("library_id", "version"),)
+    release_id: Optional[int] = Field(default=None, primary_key=True)
+    library_id: int = Field(foreign_key="registry_library.library_id", index=True)
+    version: str
+    scanned_at: datetime = Field(default_factory=utcnow)
+    python_version: str
+    environment: Any = _json()
+    scan_seconds: Optional[float] = None
+    stats: Any = _json()
+
+
+class RegistrySymbol(SQLModel, table=True):
+    __tablename__ = "registry_symbol"
+    __table_args__ = (UniqueConstraint("release_id", "qualname"),)
+    symbol_id: Optional[int] = Field(default=None, primary_key=True)
+    release_id: int = Field(foreign_key="registry_release.release_id", index=True)
+    qualname: str = Field(index=True)
+    module: str
+    name: str
+    kind: str = Field(index=True, description="module / class / function / method / property")
+    parent_symbol_id: Optional[int] = Field(default=None, foreign_key="registry_symbol.symbol_id", index=True)
+    is_public: bool = True
+    doc_summary: Optional[str] = _text()
+    docstring: Optional[str] = _text()
+    doc_style: Optional[str] = None
+    signature: Optional[str] = _text()
+    defined_in: Optional[str] = Field(default=None, description="qualname of the class that defines an inherited member")
+    bases: Any = _json()
+    source_file: Optional[str] = None
+    lineno: Optional[int] = None
+
+
+class RegistrySymbolAlias(SQLModel, table=True):
+    __tablename__ = "registry_symbol_alias"
+    __table_args__ = (UniqueConstraint("release_id", "alias_qualname"),)
+    alias_id: Optional[int] = Field(default=None, primary_key=True)
+    release_id: int = Field(foreign_key="registry_release.release_id", index=True)
+    symbol_id: int = Field(foreign_key="registry_symbol.symbol_id", index=True)
+    alias_qualname: str = Field(index=True)
+    module: str
+
+
+class RegistryImportFailure(SQLModel, table=True):
+    __tablename__ = "registry_import_failure"
+    failure_id: Optional[int] = Field(default=None, primary_key=True)
+    release_id: int = Field(foreign_key="registry_release.release_id", index=True)
+    module: str
+    exception_type: str
+    message: Optional[str] = _text()
+
+
+class RegistryParam(SQLModel, table=True):
+    __tablename__ = "registry_param"
+    __table_args__ = (UniqueConstraint("symbol_id", "name"),)
+    param_id: Optional[int] = Field(default=None, primary_key=True)
+    symbol_id: int = Field(foreign_key="registry_symbol.symbol_id", index=True)
+    name: str = Field(index=True)
+    position: int
+    kind: str
+    annotation: Optional[str] = _text()
+    type_norm: Any = _json()
+    default: Any = _json()
+    has_default: bool = False
+    required: bool = False
+    doc_type: Optional[str] = _text()
+    doc_text: Optional[str] = _text()
+    sources: Any = _json(description="where each fact came from: signature / docstring:google / ...")
+
+
+class RegistryParamEnum(SQLModel, table=True):
+    __tablename__ = "registry_param_enum"
+    enum_id: Optional[int] = Field(default=None, primary_key=True)
+    param_id: int = Field(foreign_key="registry_param.param_id", index=True)
+    value: Any = _json()
+    source: str = Field(description="literal / docstring / probe")
+
+
+class RegistryParamConstraint(SQLModel, table=True):
+    __tablename__ = "registry_param_constraint"
+    constraint_id: Optional[int] = Field(default=None, primary_key=True)
+    param_id: int = Field(foreign_key="registry_param.param_id", index=True)
+    constraint_type: str = Field(description="range / one_of / requires / excludes / custom")
+    spec: Any = _json()
+    message: Optional[str] = _text()
+    source: str
+
+
+class RegistryCapability(SQLModel, table=True):
+    __tablename__ = "registry_capability"
+    capability_code: str = Field(primary_key=True)
+    description: str
+
+
+class RegistrySymbolCapability(SQLModel, table=True):
+    __tablename__ = "registry_symbol_capability"
+    __table_args__ = (UniqueConstraint("symbol_id", "capability_code", "source"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    symbol_id: int = Field(foreign_key="registry_symbol.symbol_id", index=True)
+    capability_code: str = Field(foreign_key="registry_capability.capability_code", index=True)
+    value: Any = _json()
+    source: str = Field(description="declared / observed")
+    detail: Any = _json()
+
+
+class RegistryLoss(SQLModel, table=True):
+    __tablename__ = "registry_loss"
+    loss_id: Optional[int] = Field(default=None, primary_key=True)
+    symbol_id: int = Field(foreign_key="registry_symbol.symbol_id", unique=True)
+    category: str = Field(description="point / probabilistic")
+    output_type: str = Field(description="point / quantile / distribution")
+    supports_level: bool
+    supports_quantiles: bool
+    output_names: Any = _json()
+    evidence: Any = _json(description="the attributes the classification was read from")
+
+
+class RegistryReleaseDiff(SQLModel, table=True):
+    __tablename__ = "registry_release_diff"
+    diff_id: Optional[int] = Field(default=None, primary_key=True)
+    library_id: int = Field(foreign_key="registry_library.library_id", index=True)
+    from_release_id: int = Field(foreign_key="registry_release.release_id")
+    to_release_id: int = Field(foreign_key="registry_release.release_id", index=True)
+    qualname: str
+    param_name: Optional[str] = None
+    change: str = Field(description="added / removed / changed")
+    detail: Any = _json()
+
+
+class RegistrySearchDoc(SQLModel, table=True):
+    """One searchable document per symbol and per parameter; indexed by FTS5 (SQLite) or tsvector (PostgreSQL)."""
+
+    __tablename__ = "registry_search_doc"
+    doc_id: Optional[int] = Field(default=None, primary_key=True)
+    release_id: int = Field(foreign_key="registry_release.release_id", index=True)
+    symbol_id: int = Field(foreign_key="registry_symbol.symbol_id", index=True)
+    param_id: Optional[int] = Field(default=None, foreign_key="registry_param.param_id")
+    library: str
+    kind: str
+    qualname: str
+    name: str
+    body: Optional[str] = _text()
+
+
+REGISTRY_TABLES = [
+    m.__table__  # type: ignore[attr-defined]
+    for m in (
+        RegistryLibrary, RegistryRelease, RegistrySymbol, RegistrySymbolAlias, RegistryImportFailure,
+        RegistryParam, RegistryParamEnum, RegistryParamConstraint, RegistryCapability,
+        RegistrySymbolCapability, RegistryLoss, RegistryReleaseDiff, RegistrySearchDoc,
+    )
+]
