@@ -444,14 +444,26 @@ class _Walker:
 
     # derived facts -------------------------------------------------------------------------------------
     def derive(self) -> None:
-        classes = {s.name: s for s in self.symbols.values() if s.kind == "class"}
-        for name, rec in classes.items():
-            if name.startswith("Auto") and name[4:] in classes:
-                model = classes[name[4:]]
+        by_name: dict[str, list[SymbolRec]] = {}
+        for rec in self.symbols.values():
+            if rec.kind == "class":
+                by_name.setdefault(rec.name, []).append(rec)
+
+        def is_model(r: SymbolRec) -> bool:
+            return "exog_futr" in r.capabilities or "multivariate" in r.capabilities
+
+        for name, recs in by_name.items():
+            # several classes may share a simple name (an MLP layer beside the MLP model): prefer a model class
+            targets = sorted(by_name.get(name[4:], []), key=lambda r: (not is_model(r), not r.is_public))
+            if not name.startswith("Auto") or not targets:
+                continue
+            model = targets[0]
+            for rec in recs:
                 rec.capabilities["auto_of"] = (model.qualname, "declared", {"rule": "class name Auto<Model>"})
-                model.capabilities["has_auto"] = (True, "declared", {"auto_class": rec.qualname})
-            elif "exog_futr" in rec.capabilities or "multivariate" in rec.capabilities:
-                rec.capabilities.setdefault("has_auto", (False, "declared", {"rule": "no class named Auto" + name}))
+            model.capabilities["has_auto"] = (True, "declared", {"auto_class": recs[0].qualname})
+        for rec in self.symbols.values():
+            if rec.kind == "class" and is_model(rec):
+                rec.capabilities.setdefault("has_auto", (False, "declared", {"rule": f"no class named Auto{rec.name}"}))
         for rec in self.symbols.values():
             if rec.kind == "class" and "loss" in rec.module.lower():
                 loss = _classify_loss(rec, self.symbols)

@@ -1,0 +1,78 @@
+"""Shared fixtures: a metadata DB per test (SQLite in tmp_path, or PostgreSQL for the `postgres` marker),
+and a registry scanned once per session for neuralforecast through the Dagster asset."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from fcast_assets.db.engine import init_db, make_engine
+
+PG_URL = os.environ.get("FCAST_TEST_PG_URL")
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    return f"sqlite:///{tmp_path / 'forecast_meta.db'}"
+
+
+@pytest.fixture
+def fcast_env(tmp_path, monkeypatch):
+    """FCAST_HOME in tmp_path: every default path (SQLite DB, lake) lands there."""
+    monkeypatch.setenv("FCAST_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("FCAST_DB_URL", raising=False)
+    monkeypatch.delenv("FCAST_LAKE", raising=False)
+    return tmp_path / "home"
+
+
+def _fresh_pg_database() -> str:
+    """A new empty database on the test server, so tests never see each other's rows."""
+    if not PG_URL:
+        if os.environ.get("FCAST_REQUIRE_PG"):
+            pytest.fail("FCAST_REQUIRE_PG is set but FCAST_TEST_PG_URL is not: the PostgreSQL tests must run")
+        pytest.skip("FCAST_TEST_PG_URL not set (CI starts a PostgreSQL server and sets it)")
+    name = f"fcast_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path):
+    """Both databases: every test using it runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'forecast_meta.db'}"
+    return _fresh_pg_database()
+
+
+@pytest.fixture
+def engine(db_url):
+    eng = make_engine(db_url)
+    init_db(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def nf_registry(tmp_path_factory):
+    """neuralforecast scanned once through the Dagster asset into a session SQLite DB."""
+    import dagster as dg
+
+    from fcast_assets.defs.registry.assets import library_registry
+    from fcast_assets.defs.resources import MetadataDB
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('nf') / 'forecast_meta.db'}"
+    result = dg.materialize(
+        [library_registry], partition_key="neuralforecast", resources={"meta_db": MetadataDB(url=url)},
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    eng = make_engine(url)
+    yield eng, result
+    eng.dispose()
