@@ -70,6 +70,65 @@ def search(query: str, library: str | None, kind: str | None, limit: int) -> Non
                         headers=["library", "kind", "qualname", "doc"]))
 
 
+@main.command()
+@click.option("--run", "run_", is_flag=True, help="execute the matrix (all models unless --model)")
+@click.option("--library", "-l", default="neuralforecast", show_default=True)
+@click.option("--model", "-m", "models", multiple=True, help="model class name (repeatable)")
+@click.option("--family", "-f", "families", multiple=True, help="method short name or param (repeatable)")
+@click.option("--workers", "-w", default=2, show_default=True)
+@click.option("--timeout", "cell_timeout", default=60.0, show_default=True, help="seconds per cell")
+@click.option("--method", default=None, help="show the correspondence table of this method (e.g. predict)")
+@click.option("--param", default=None, help="... and this parameter (e.g. level)")
+@click.option("--rerun", type=int, default=None, help="re-run one cell from its compat_result row (result_id)")
+@click.option("--report", "report", default=None, type=click.Path(), help="write the Markdown report here")
+def compat(run_, library, models, families, workers, cell_timeout, method, param, rerun, report) -> None:
+    """Compatibility matrix: run it, show a (method, param) table, re-run a cell, write the report."""
+    from pathlib import Path
+
+    from .compat.probe import run_matrix
+    from .compat.tables import correspondence, rerun_cell, write_report
+
+    engine = _engine()
+    if not (run_ or rerun or report or (method and param)):
+        raise click.UsageError("give --run, --method and --param, --rerun ID or --report FILE")
+    if run_:
+        bar = _progress_bar()
+        s = run_matrix(engine, library, models=list(models) or None, families=list(families) or None,
+                       workers=workers, cell_timeout=cell_timeout, progress=bar)
+        click.echo(f"\ncompat run {s['compat_run_id']}: {s['cells']} cells in {s['wall_seconds']}s "
+                   f"({', '.join(f'{k} {v}' for k, v in sorted(s['counts'].items()))}); "
+                   f"capability mismatches: {len(s['capability_mismatches'])}")
+    if rerun is not None:
+        try:
+            r = rerun_cell(engine, rerun)
+        except LookupError as e:
+            raise click.UsageError(str(e)) from e
+        click.echo(f"cell {rerun}: before {r['before']['status']} {r['before']['exception_type'] or ''} -> "
+                   f"now {r['after']['status']} {r['after']['exception_type'] or ''} "
+                   f"({'reproduced' if r['reproduced'] else 'DIFFERENT'}; compat run {r['compat_run_id']})")
+    if method and param:
+        try:
+            tables = correspondence(engine, method, param, library)
+        except LookupError as e:
+            raise click.UsageError(str(e)) from e
+        for meth, table in tables:
+            click.echo(f"{meth} · {param}")
+            click.echo(tabulate(table.reset_index(), headers="keys", showindex=False))
+    if report:
+        click.echo(f"wrote {write_report(engine, Path(report), library)}")
+
+
+def _progress_bar():
+    """A progress line on a terminal; silent when output is not one."""
+    if not sys.stdout.isatty():
+        return None
+
+    def show(done: int, total: int, model: str) -> None:
+        click.echo(f"\r{done}/{total} cells ({100 * done // max(total, 1)}%) {model:<20}", nl=False)
+
+    return show
+
+
 @main.group()
 def db() -> None:
     """Metadata database: create tables, regenerate sql/."""
@@ -89,6 +148,11 @@ def db_ddl() -> None:
 
     for p in ddl.write():
         click.echo(f"wrote {p}")
+
+
+from .lake.cli import game as _game_group  # noqa: E402
+
+main.add_command(_game_group)
 
 
 if __name__ == "__main__":

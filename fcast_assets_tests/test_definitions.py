@@ -29,7 +29,7 @@ def defs():
 def test_definitions_load(defs):
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert {"library_release", "library_registry"} <= keys
+    assert {"library_release", "library_registry", "compat_matrix", "bronze_draws", "silver_series"} <= keys
     node = graph.get(dg.AssetKey("library_registry"))
     assert node.partitions_def.get_partition_keys() == library_names()
     assert dg.AssetKey("library_release") in node.parent_keys

@@ -1,5 +1,26 @@
 -- forecast_meta: PostgreSQL DDL generated from fcast_assets.db.models by `fcast db ddl`. Do not edit.
 
+CREATE TABLE dataset_game (
+	game_id SERIAL NOT NULL, 
+	code VARCHAR NOT NULL, 
+	name VARCHAR NOT NULL, 
+	n_main INTEGER NOT NULL, 
+	n_bonus INTEGER NOT NULL, 
+	number_min INTEGER NOT NULL, 
+	number_max INTEGER NOT NULL, 
+	allow_repeat BOOLEAN NOT NULL, 
+	order_matters BOOLEAN NOT NULL, 
+	draw_weekdays JSONB, 
+	active BOOLEAN NOT NULL, 
+	rules JSONB, 
+	description TEXT, 
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	updated_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	PRIMARY KEY (game_id)
+);
+CREATE INDEX ix_dataset_game_active ON dataset_game (active);
+CREATE UNIQUE INDEX ix_dataset_game_code ON dataset_game (code);
+
 CREATE TABLE registry_capability (
 	capability_code VARCHAR NOT NULL, 
 	description VARCHAR NOT NULL, 
@@ -18,6 +39,57 @@ CREATE TABLE registry_library (
 );
 CREATE UNIQUE INDEX ix_registry_library_name ON registry_library (name);
 
+CREATE TABLE dataset_game_slot (
+	slot_id SERIAL NOT NULL, 
+	game_id INTEGER NOT NULL, 
+	slot_code VARCHAR NOT NULL, 
+	slot_index INTEGER NOT NULL, 
+	role VARCHAR NOT NULL, 
+	number_min INTEGER, 
+	number_max INTEGER, 
+	PRIMARY KEY (slot_id), 
+	UNIQUE (game_id, slot_code), 
+	FOREIGN KEY(game_id) REFERENCES dataset_game (game_id)
+);
+CREATE INDEX ix_dataset_game_slot_game_id ON dataset_game_slot (game_id);
+
+CREATE TABLE dataset_source (
+	source_id SERIAL NOT NULL, 
+	game_id INTEGER NOT NULL, 
+	url VARCHAR NOT NULL, 
+	format VARCHAR NOT NULL, 
+	terms_url VARCHAR, 
+	checked_at TIMESTAMP WITH TIME ZONE, 
+	enabled BOOLEAN NOT NULL, 
+	PRIMARY KEY (source_id), 
+	UNIQUE (game_id, url), 
+	FOREIGN KEY(game_id) REFERENCES dataset_game (game_id)
+);
+CREATE INDEX ix_dataset_source_game_id ON dataset_source (game_id);
+
+CREATE TABLE dataset_version (
+	dataset_version_id SERIAL NOT NULL, 
+	game_id INTEGER NOT NULL, 
+	layer VARCHAR NOT NULL, 
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	source_hash VARCHAR NOT NULL, 
+	row_count INTEGER NOT NULL, 
+	first_draw_date DATE, 
+	last_draw_date DATE, 
+	first_draw_no INTEGER, 
+	last_draw_no INTEGER, 
+	lake_uri VARCHAR NOT NULL, 
+	delta_version INTEGER, 
+	source VARCHAR, 
+	run_id VARCHAR, 
+	stats JSONB, 
+	PRIMARY KEY (dataset_version_id), 
+	FOREIGN KEY(game_id) REFERENCES dataset_game (game_id)
+);
+CREATE INDEX ix_dataset_version_game_id ON dataset_version (game_id);
+CREATE INDEX ix_dataset_version_layer ON dataset_version (layer);
+CREATE INDEX ix_dataset_version_source_hash ON dataset_version (source_hash);
+
 CREATE TABLE registry_release (
 	release_id SERIAL NOT NULL, 
 	library_id INTEGER NOT NULL, 
@@ -32,6 +104,62 @@ CREATE TABLE registry_release (
 	FOREIGN KEY(library_id) REFERENCES registry_library (library_id)
 );
 CREATE INDEX ix_registry_release_library_id ON registry_release (library_id);
+
+CREATE TABLE compat_run (
+	compat_run_id SERIAL NOT NULL, 
+	release_id INTEGER NOT NULL, 
+	library VARCHAR NOT NULL, 
+	started_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	finished_at TIMESTAMP WITH TIME ZONE, 
+	workers INTEGER NOT NULL, 
+	cells_total INTEGER NOT NULL, 
+	cells_ok INTEGER NOT NULL, 
+	cells_error INTEGER NOT NULL, 
+	cells_timeout INTEGER NOT NULL, 
+	cells_skipped INTEGER NOT NULL, 
+	cells_suspect INTEGER NOT NULL, 
+	wall_seconds FLOAT, 
+	config JSONB, 
+	PRIMARY KEY (compat_run_id), 
+	FOREIGN KEY(release_id) REFERENCES registry_release (release_id)
+);
+CREATE INDEX ix_compat_run_release_id ON compat_run (release_id);
+
+CREATE TABLE dataset_dq_issue (
+	dq_issue_id SERIAL NOT NULL, 
+	dataset_version_id INTEGER, 
+	game_id INTEGER, 
+	unique_id VARCHAR NOT NULL, 
+	ds DATE, 
+	draw_no INTEGER, 
+	rule VARCHAR NOT NULL, 
+	severity VARCHAR NOT NULL, 
+	detail JSONB, 
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	PRIMARY KEY (dq_issue_id), 
+	FOREIGN KEY(dataset_version_id) REFERENCES dataset_version (dataset_version_id), 
+	FOREIGN KEY(game_id) REFERENCES dataset_game (game_id)
+);
+CREATE INDEX ix_dataset_dq_issue_dataset_version_id ON dataset_dq_issue (dataset_version_id);
+CREATE INDEX ix_dataset_dq_issue_game_id ON dataset_dq_issue (game_id);
+CREATE INDEX ix_dataset_dq_issue_rule ON dataset_dq_issue (rule);
+CREATE INDEX ix_dataset_dq_issue_unique_id ON dataset_dq_issue (unique_id);
+
+CREATE TABLE dataset_profile (
+	profile_id SERIAL NOT NULL, 
+	dataset_version_id INTEGER NOT NULL, 
+	unique_id VARCHAR NOT NULL, 
+	metric VARCHAR NOT NULL, 
+	value FLOAT, 
+	detail JSONB, 
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	PRIMARY KEY (profile_id), 
+	UNIQUE (dataset_version_id, unique_id, metric), 
+	FOREIGN KEY(dataset_version_id) REFERENCES dataset_version (dataset_version_id)
+);
+CREATE INDEX ix_dataset_profile_dataset_version_id ON dataset_profile (dataset_version_id);
+CREATE INDEX ix_dataset_profile_metric ON dataset_profile (metric);
+CREATE INDEX ix_dataset_profile_unique_id ON dataset_profile (unique_id);
 
 CREATE TABLE registry_import_failure (
 	failure_id SERIAL NOT NULL, 
@@ -87,6 +215,32 @@ CREATE INDEX ix_registry_symbol_kind ON registry_symbol (kind);
 CREATE INDEX ix_registry_symbol_parent_symbol_id ON registry_symbol (parent_symbol_id);
 CREATE INDEX ix_registry_symbol_qualname ON registry_symbol (qualname);
 CREATE INDEX ix_registry_symbol_release_id ON registry_symbol (release_id);
+
+CREATE TABLE compat_result (
+	result_id SERIAL NOT NULL, 
+	compat_run_id INTEGER NOT NULL, 
+	release_id INTEGER NOT NULL, 
+	model VARCHAR NOT NULL, 
+	method VARCHAR NOT NULL, 
+	param VARCHAR NOT NULL, 
+	value JSONB, 
+	value_label VARCHAR NOT NULL, 
+	scenario VARCHAR NOT NULL, 
+	status VARCHAR NOT NULL, 
+	exception_type VARCHAR, 
+	message TEXT, 
+	seconds FLOAT, 
+	context JSONB, 
+	PRIMARY KEY (result_id), 
+	FOREIGN KEY(compat_run_id) REFERENCES compat_run (compat_run_id), 
+	FOREIGN KEY(release_id) REFERENCES registry_release (release_id)
+);
+CREATE INDEX ix_compat_result_compat_run_id ON compat_result (compat_run_id);
+CREATE INDEX ix_compat_result_method ON compat_result (method);
+CREATE INDEX ix_compat_result_model ON compat_result (model);
+CREATE INDEX ix_compat_result_param ON compat_result (param);
+CREATE INDEX ix_compat_result_release_id ON compat_result (release_id);
+CREATE INDEX ix_compat_result_status ON compat_result (status);
 
 CREATE TABLE registry_loss (
 	loss_id SERIAL NOT NULL, 
@@ -152,6 +306,26 @@ CREATE TABLE registry_symbol_capability (
 );
 CREATE INDEX ix_registry_symbol_capability_capability_code ON registry_symbol_capability (capability_code);
 CREATE INDEX ix_registry_symbol_capability_symbol_id ON registry_symbol_capability (symbol_id);
+
+CREATE TABLE registry_model_loss_compat (
+	id SERIAL NOT NULL, 
+	model_symbol_id INTEGER NOT NULL, 
+	loss_symbol_id INTEGER NOT NULL, 
+	status VARCHAR NOT NULL, 
+	exception_type VARCHAR, 
+	message TEXT, 
+	compat_run_id INTEGER NOT NULL, 
+	result_id INTEGER, 
+	PRIMARY KEY (id), 
+	UNIQUE (compat_run_id, model_symbol_id, loss_symbol_id), 
+	FOREIGN KEY(model_symbol_id) REFERENCES registry_symbol (symbol_id), 
+	FOREIGN KEY(loss_symbol_id) REFERENCES registry_symbol (symbol_id), 
+	FOREIGN KEY(compat_run_id) REFERENCES compat_run (compat_run_id), 
+	FOREIGN KEY(result_id) REFERENCES compat_result (result_id)
+);
+CREATE INDEX ix_registry_model_loss_compat_compat_run_id ON registry_model_loss_compat (compat_run_id);
+CREATE INDEX ix_registry_model_loss_compat_loss_symbol_id ON registry_model_loss_compat (loss_symbol_id);
+CREATE INDEX ix_registry_model_loss_compat_model_symbol_id ON registry_model_loss_compat (model_symbol_id);
 
 CREATE TABLE registry_param_constraint (
 	constraint_id SERIAL NOT NULL, 

@@ -1,1 +1,2 @@
 """Metadata store: SQLModel tables (``models``) and engine helpers (``engine``)."""
+from . import dataset_models  # noqa: F401

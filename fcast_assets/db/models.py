@@ -185,6 +185,56 @@ class RegistrySearchDoc(SQLModel, table=True):
     body: Optional[str] = _text()
 
 
+# ----------------------------------------------------------------------------------------------- compat_
+class CompatRun(SQLModel, table=True):
+    __tablename__ = "compat_run"
+    compat_run_id: Optional[int] = Field(default=None, primary_key=True)
+    release_id: int = Field(foreign_key="registry_release.release_id", index=True)
+    library: str
+    started_at: datetime = Field(default_factory=utcnow)
+    finished_at: Optional[datetime] = None
+    workers: int = 1
+    cells_total: int = 0
+    cells_ok: int = 0
+    cells_error: int = 0
+    cells_timeout: int = 0
+    cells_skipped: int = 0
+    cells_suspect: int = 0
+    wall_seconds: Optional[float] = None
+    config: Any = _json(description="models, families, timeouts; rerun_of for a single re-run cell")
+
+
+class CompatResult(SQLModel, table=True):
+    __tablename__ = "compat_result"
+    result_id: Optional[int] = Field(default=None, primary_key=True)
+    compat_run_id: int = Field(foreign_key="compat_run.compat_run_id", index=True)
+    release_id: int = Field(foreign_key="registry_release.release_id", index=True)
+    model: str = Field(index=True, description="model class qualname")
+    method: str = Field(index=True, description="NeuralForecast.fit, NeuralForecast.predict, Model.__init__, ...")
+    param: str = Field(index=True)
+    value: Any = _json()
+    value_label: str
+    scenario: str = Field(default="baseline", description="the fitted context a cell ran in, e.g. loss=MQLoss")
+    status: str = Field(index=True, description="ok / error / timeout / skipped / suspect")
+    exception_type: Optional[str] = None
+    message: Optional[str] = _text()
+    seconds: Optional[float] = None
+    context: Any = _json(description="group setup + cell spec (enough to re-run), data shape, warnings")
+
+
+class RegistryModelLossCompat(SQLModel, table=True):
+    __tablename__ = "registry_model_loss_compat"
+    __table_args__ = (UniqueConstraint("compat_run_id", "model_symbol_id", "loss_symbol_id"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    model_symbol_id: int = Field(foreign_key="registry_symbol.symbol_id", index=True)
+    loss_symbol_id: int = Field(foreign_key="registry_symbol.symbol_id", index=True)
+    status: str = Field(description="ok / error")
+    exception_type: Optional[str] = None
+    message: Optional[str] = _text()
+    compat_run_id: int = Field(foreign_key="compat_run.compat_run_id", index=True)
+    result_id: Optional[int] = Field(default=None, foreign_key="compat_result.result_id")
+
+
 REGISTRY_TABLES = [
     m.__table__  # type: ignore[attr-defined]
     for m in (

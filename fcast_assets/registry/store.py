@@ -193,6 +193,8 @@ def _delete_symbols(conn: Connection, symbol_ids: list[int]) -> None:
     _delete_params(conn, list(conn.execute(select(par.c.param_id).where(par.c.symbol_id.in_(symbol_ids))).scalars()))
     for t in ("registry_symbol_capability", "registry_loss", "registry_symbol_alias", "registry_search_doc"):
         conn.execute(delete(T[t]).where(T[t].c.symbol_id.in_(symbol_ids)))
+    mlc = m.RegistryModelLossCompat.__table__  # type: ignore[attr-defined]
+    conn.execute(delete(mlc).where(mlc.c.model_symbol_id.in_(symbol_ids) | mlc.c.loss_symbol_id.in_(symbol_ids)))
     sym = T["registry_symbol"]
     conn.execute(update(sym).where(sym.c.parent_symbol_id.in_(symbol_ids)).values(parent_symbol_id=None))
     conn.execute(delete(sym).where(sym.c.symbol_id.in_(symbol_ids)))

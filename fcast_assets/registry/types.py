@@ -167,6 +167,12 @@ def doc_enum_values(doc_text: str | None) -> list[str]:
             found = [q for q in _quoted(sentence) if _looks_like_value(q)]
             if len(found) >= 2:
                 values.extend(found)
+        if re.search(r"\bone of\b", sentence, re.IGNORECASE) and ":" in sentence and len(values) < 2:
+            # "One of the supported methods: conformal_error or conformal_distribution"
+            tail = sentence.split(":", 1)[1]
+            found = [w for w in re.findall(r"\b[a-z]+(?:_[a-z0-9]+)+\b", tail)]
+            if len(found) >= 2:
+                values.extend(found)
     for group in _PAREN_GROUP.findall(doc_text):  # "('fastai', 'sqrt', 'half')"
         found = [q for q in _quoted(group) if _looks_like_value(q)]
         if len(found) >= 2:

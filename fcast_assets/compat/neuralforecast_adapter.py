@@ -1,0 +1,399 @@
+"""neuralforecast adapter of the prober: turns registry rows + the cell catalogue into groups of cells, and
+executes them against the real library on tiny synthetic data.
+
+Baselines are derived from the registry (``baseline_kwargs``): h, input_size (calibrated: the first of a few
+sizes whose fit + predict runs), n_series for multivariate models, max_steps=1, small batch sizes, quiet CPU
+trainer. Everything in a group's setup and a cell's spec is JSON, so a cell can be re-run from its row.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from sqlalchemy import Engine
+
+from .candidates import INVALID_ENUM, candidates, label
+from .postconditions import check_columns, check_cross_validation, check_forecast
+from .registry_view import loss_classes, model_classes, params_of
+from .runner import Cell, Group
+
+H = 2
+N_IDS = 2
+N_POINTS = 64
+INPUT_SIZES = [4, 8, 16, 24]
+CORE = "neuralforecast.core.NeuralForecast"
+PI = "neuralforecast.utils.PredictionIntervals"
+QUIET_TRAINER = {"enable_progress_bar": False, "logger": False, "enable_model_summary": False,
+                 "enable_checkpointing": False, "accelerator": "cpu", "devices": 1}
+# constructor parameters probed by their own cells or holding objects, not plain values
+_NOT_CONSTRUCTOR_CELLS = {"h", "input_size", "n_series", "loss", "valid_loss", "futr_exog_list", "hist_exog_list",
+                          "stat_exog_list", "cat_exog_list", "categorical_cardinalities", "alias", "optimizer",
+                          "lr_scheduler", "callbacks", "random_seed", "max_steps", "val_check_steps"}
+
+
+@lru_cache(maxsize=1)
+def catalogue() -> list[dict[str, Any]]:
+    text = resources.files("fcast_assets.compat").joinpath("neuralforecast_cells.yaml").read_text()
+    return yaml.safe_load(text)["cells"]
+
+
+def prepare() -> None:
+    """Import once in the parent (forked workers inherit it) and quiet the trainer."""
+    import torch
+
+    importlib.import_module("neuralforecast")
+    torch.set_num_threads(1)
+    for name in ("pytorch_lightning", "lightning_fabric", "lightning", "lightning.pytorch"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")
+
+
+# ------------------------------------------------------------------------------------------------ data
+def build_data(ds_kind: str = "datetime", exog: tuple[str, ...] = ()) -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    frames, futr = [], []
+    for i in range(N_IDS):
+        uid = f"s{i + 1}"
+        t = np.arange(N_POINTS + H)
+        ds = (pd.date_range("2020-01-01", periods=N_POINTS + H, freq="D") if ds_kind == "datetime"
+              else pd.Series(t + 1, dtype="int64"))
+        full = pd.DataFrame({
+            "unique_id": uid, "ds": ds,
+            "y": 10 + i + np.sin(t / 3) + rng.normal(0, 0.1, len(t)),
+            "fut_x": np.cos(t / 5), "hist_x": rng.normal(0, 1, len(t)),
+        })
+        frames.append(full.iloc[:N_POINTS])
+        futr.append(full.iloc[N_POINTS:][["unique_id", "ds", "fut_x"]])
+    df = pd.concat(frames, ignore_index=True)
+    keep = ["unique_id", "ds", "y"] + [c for c, k in (("fut_x", "futr"), ("hist_x", "hist")) if k in exog]
+    futr_df = pd.concat(futr, ignore_index=True)
+    return {
+        "df": df[keep],
+        "static_df": pd.DataFrame({"unique_id": [f"s{i + 1}" for i in range(N_IDS)], "stat_x": [0.5, 1.5]}),
+        "futr_df": futr_df,
+        "futr_df_short": futr_df.groupby("unique_id").head(H - 1).reset_index(drop=True),
+        "futr_df_extra": futr_df.assign(extra_col=1.0),
+        "last_ds": df.groupby("unique_id")["ds"].max().to_dict(),
+        "freq": "D" if ds_kind == "datetime" else 1,
+    }
+
+
+def decode(value: Any, data: dict[str, Any]) -> Any:
+    """Turn a JSON value spec into the argument passed to the library."""
+    if isinstance(value, dict):
+        if "__obj__" in value:
+            mod, _, attr = value["__obj__"].rpartition(".")
+            cls = getattr(importlib.import_module(mod), attr)
+            return cls(**{k: decode(v, data) for k, v in value.get("kwargs", {}).items()})
+        if "__data__" in value:
+            return data[value["__data__"]]
+        return {k: decode(v, data) for k, v in value.items() if k != "label"}
+    if isinstance(value, list):
+        return [decode(v, data) for v in value]
+    return value
+
+
+def _stub(p: dict[str, Any]) -> Any:
+    if p["enums"]:
+        return p["enums"][0]
+    types = p.get("type_norm") or []
+    for t, v in (("int", 2), ("float", 0.5), ("bool", False), ("list", [2]), ("str", "")):
+        if t in types:
+            return v
+    return 2
+
+
+def baseline_kwargs(params: list[dict[str, Any]], input_size: int) -> dict[str, Any]:
+    """A tiny, fast constructor configuration derived from the model's registry parameters."""
+    kw: dict[str, Any] = {}
+    for p in params:
+        n, d = p["name"], p.get("default")
+        if p["kind"] in ("var_positional", "var_keyword"):
+            continue
+        if n == "h":
+            kw[n] = H
+        elif n == "input_size":
+            kw[n] = input_size
+        elif n == "n_series":
+            kw[n] = N_IDS
+        elif n in ("max_steps", "val_check_steps"):
+            kw[n] = 1
+        elif "batch_size" in n and isinstance(d, int) and not isinstance(d, bool) and d > 16:
+            kw[n] = 16
+        elif p["required"]:
+            kw[n] = _stub(p)
+    if any(p["kind"] == "var_keyword" for p in params):
+        kw.update(QUIET_TRAINER)
+    return kw
+
+
+# ------------------------------------------------------------------------------------------------ adapter
+class NeuralForecastAdapter:
+    library = "neuralforecast"
+    models_module = "neuralforecast.models"
+
+    def __init__(self, engine: Engine, release_id: int, work_dir: str):
+        self.release_id = release_id
+        self.work_dir = work_dir
+        self.models = {m["qualname"]: m for m in model_classes(engine, release_id, self.models_module)}
+        self.init_params = {q: params_of(engine, release_id, q + ".__init__") for q in self.models}
+        self.losses = loss_classes(engine, release_id)
+        self.core_params = {m: {p["name"]: p for p in params_of(engine, release_id, f"{CORE}.{m}")}
+                            for m in ("__init__", "fit", "predict", "cross_validation", "predict_insample",
+                                      "save", "load")}
+        self.pi_params = {p["name"]: p for p in params_of(engine, release_id, PI + ".__init__")}
+
+    prepare = staticmethod(prepare)
+
+    # planning ----------------------------------------------------------------------------------------
+    def select_models(self, names: list[str] | None) -> list[str]:
+        if not names:
+            return sorted(self.models)
+        by_name = {m["name"]: q for q, m in self.models.items()}
+        unknown = [n for n in names if n not in by_name and n not in self.models]
+        if unknown:
+            raise ValueError(f"unknown {self.library} model(s) {unknown}: known {sorted(by_name)}")
+        return [by_name.get(n, n) for n in names]
+
+    def calibration_groups(self, models: list[str]) -> list[Group]:
+        groups = []
+        for q in models:
+            base = baseline_kwargs(self.init_params[q], INPUT_SIZES[0])
+            cells = [Cell(q, "Model.__init__", "input_size", s, label(s, "baseline calibration"),
+                          spec={"kind": "fit_predict", "model_kwargs": {"input_size": s}}) for s in INPUT_SIZES]
+            groups.append(Group(f"{q}:calibrate", q, self._setup(q, base, kind="data"), cells))
+        return groups
+
+    def _setup(self, q: str, model_kwargs: dict[str, Any], kind: str, **extra: Any) -> dict[str, Any]:
+        return {"kind": kind, "model": q, "model_kwargs": model_kwargs, "nf_kwargs": {"freq": "D"},
+                "fit_kwargs": {}, "data": {"ds_kind": "datetime", "exog": []}, **extra}
+
+    def plan(self, models: list[str], input_sizes: dict[str, int], families: set[str] | None = None) -> list[Group]:
+        groups: list[Group] = []
+        for q in models:
+            base = baseline_kwargs(self.init_params[q], input_sizes[q])
+            by_group: dict[str, list[Cell]] = {"fits": [], "base": [], "pi": [], "futr": []}
+            loss_cells: list[dict[str, Any]] = []
+            for entry in catalogue():
+                if families and entry["method"].split(".")[-1] not in families and entry["param"] not in families:
+                    continue
+                targets = entry["group"] if isinstance(entry["group"], list) else [entry["group"]]
+                for g in targets:
+                    if g == "loss":
+                        loss_cells.append(entry)
+                        continue
+                    by_group[g] += self._cells_for(q, entry, g)
+            setups = {
+                "fits": self._setup(q, base, "data"),
+                "base": self._setup(q, base, "fit"),
+                "pi": self._setup(q, base, "fit", fit_kwargs={
+                    "prediction_intervals": {"__obj__": PI, "kwargs": {"n_windows": 2}}}),
+                "futr": {**self._setup(q, {**base, "futr_exog_list": ["fut_x"]}, "fit"),
+                         "data": {"ds_kind": "datetime", "exog": ["futr"]}},
+            }
+            for g, cells in by_group.items():
+                if cells:
+                    groups.append(Group(f"{q}:{g}", q, setups[g], cells))
+            if loss_cells:
+                for loss in self.losses:
+                    obj = {"__obj__": loss["qualname"], "kwargs": loss["kwargs"]}
+                    scenario = f"loss={loss['name']}"
+                    cells = [Cell(q, "Model.__init__", "loss", obj, label(obj), scenario,
+                                  {"kind": "predict", "call": {}})]
+                    for entry in loss_cells:
+                        if entry["param"] == "loss":
+                            continue
+                        cells += [Cell(c.model, c.method, c.param, c.value, c.value_label, scenario, c.spec)
+                                   for c in self._cells_for(q, entry, "loss")]
+                    groups.append(Group(f"{q}:{scenario}", q, self._setup(q, {**base, "loss": obj}, "fit"), cells))
+        return groups
+
+    def _cells_for(self, q: str, entry: dict[str, Any], group: str) -> list[Cell]:
+        method, param = entry["method"], entry["param"]
+        scenario = {"pi": "prediction_intervals", "futr": "futr_exog_list"}.get(group, "baseline")
+        short = method.split(".")[-1]
+        values: list[tuple[Any, str]] = []
+        if entry.get("constructor"):
+            return self._constructor_cells(q)
+        if entry.get("exog"):
+            return self._exog_cells(q, entry["exog"])
+        if entry.get("freq_cells"):
+            return [Cell(q, method, param, f, f"{f!r} (ds {k})", scenario,
+                         {"kind": "fit_predict", "nf_kwargs": {"freq": f}, "data": {"ds_kind": k, "exog": []}})
+                    for k in ("datetime", "int") for f in ("D", 1)]
+        if entry.get("h_cells"):
+            values = [(None, "None"), (1, "1 (< trained h)"), (H, f"{H} (= h)"), (H + 2, f"{H + 2} (> h)")]
+        elif entry.get("pi_cells"):
+            pi = lambda **kw: {"__obj__": PI, "kwargs": kw}  # noqa: E731
+            values = [(None, "None")] + [(pi(n_windows=n), label(pi(n_windows=n))) for n in (1, 2)]
+            methods = (self.pi_params.get("method") or {}).get("enums") or []
+            values += [(pi(n_windows=2, method=m), label(pi(n_windows=2, method=m))) for m in methods]
+            values.append((pi(n_windows=2, method=INVALID_ENUM), label(pi(n_windows=2, method=INVALID_ENUM))))
+        else:
+            if entry.get("generic", True):
+                p = self.core_params.get(short, {}).get(param)
+                if p is not None:
+                    values = candidates(p, N_POINTS, invalid_enum=entry.get("invalid_enum", True))
+            for v in entry.get("values", []):
+                if all(json.dumps(v, sort_keys=True) != json.dumps(x, sort_keys=True) for x, _ in values):
+                    values.append((v, label(v)))
+        cells = []
+        for v, lab in values:
+            spec = self._spec(short, param, v, entry)
+            cells.append(Cell(q, method, param, v, lab, scenario, spec))
+        return cells
+
+    def _spec(self, short: str, param: str, v: Any, entry: dict[str, Any]) -> dict[str, Any]:
+        if short == "__init__":
+            data = {"ds_kind": "datetime", "exog": []}
+            fit = {"static_df": {"__data__": "static_df"}} if entry.get("with_static") else {}
+            return {"kind": "fit_predict", "nf_kwargs": {param: v}, "fit_kwargs": fit, "data": data}
+        if short == "fit":
+            return {"kind": "fit_predict", "fit_kwargs": {param: v}}
+        if short == "cross_validation":
+            return {"kind": "cv", "call": {param: v}}
+        if short == "predict":
+            return {"kind": "predict", "call": dict(v) if param == "level+quantiles" else {param: v}}
+        if short == "predict_insample":
+            return {"kind": "insample", "call": {param: v}}
+        if short == "save":
+            if param == "path":
+                return {"kind": "save", "path": v["__path__"], "call": {}}
+            return {"kind": "save", "path": "new", "call": {param: v}, "twice": bool(entry.get("twice"))}
+        if short == "load":
+            return {"kind": "load", "path": v["__path__"]}
+        raise ValueError(f"no cell kind for {short}.{param}")
+
+    def _exog_cells(self, q: str, which: str) -> list[Cell]:
+        col = {"futr": "fut_x", "hist": "hist_x", "stat": "stat_x"}[which]
+        param = f"{which}_exog_list"
+        with_data = {"ds_kind": "datetime", "exog": [which]}
+        cells = []
+        for present in (True, False):
+            fit_kwargs = {"static_df": {"__data__": "static_df"}} if which == "stat" and present else {}
+            call = {"futr_df": {"__data__": "futr_df"}} if which == "futr" and present else {}
+            spec = {"kind": "fit_predict", "model_kwargs": {param: [col]}, "fit_kwargs": fit_kwargs,
+                    "predict_kwargs": call, "data": with_data if present else {"ds_kind": "datetime", "exog": []}}
+            lab = f"['{col}'] " + ("with data" if present else "without the data")
+            cells.append(Cell(q, "Model.__init__", param, [col], lab, "with_data" if present else "without_data",
+                              spec))
+        return cells
+
+    def _constructor_cells(self, q: str) -> list[Cell]:
+        cells = []
+        for p in self.init_params[q]:
+            n = p["name"]
+            if n in _NOT_CONSTRUCTOR_CELLS or n.endswith("_kwargs") or p["kind"].startswith("var_"):
+                continue
+            values: list[tuple[Any, str]] = []
+            if p["enums"]:
+                values = [(e, label(e)) for e in p["enums"] if e is not None] + [(INVALID_ENUM, label(INVALID_ENUM, "outside enum"))]
+            elif p["has_default"] and isinstance(p["default"], (int, float)) and not isinstance(p["default"], bool):
+                values = [(0, "0 (boundary)")]
+            for v, lab in values:
+                cells.append(Cell(q, "Model.__init__", n, v, lab, "baseline",
+                                  {"kind": "fit_predict", "model_kwargs": {n: v}}))
+        return cells
+
+    # execution (in forked processes) -------------------------------------------------------------------
+    def _build(self, setup: dict[str, Any], spec: dict[str, Any], data: dict[str, Any]):
+        from neuralforecast import NeuralForecast
+
+        mod, _, attr = setup["model"].rpartition(".")
+        cls = getattr(importlib.import_module(mod), attr)
+        kwargs = {**setup["model_kwargs"], **spec.get("model_kwargs", {})}
+        model = cls(**{k: decode(v, data) for k, v in kwargs.items()})
+        nf_kwargs = {**setup["nf_kwargs"], **spec.get("nf_kwargs", {})}
+        return NeuralForecast(models=[model], **{k: decode(v, data) for k, v in nf_kwargs.items()})
+
+    def setup(self, group: Group) -> dict[str, Any]:
+        s = group.setup
+        data = build_data(s["data"]["ds_kind"], tuple(s["data"]["exog"]))
+        state: dict[str, Any] = {"setup": s, "data": data, "tmp": tempfile.mkdtemp(dir=self.work_dir)}
+        if s["kind"] == "fit":
+            nf = self._build(s, {}, data)
+            nf.fit(df=data["df"], **{k: decode(v, data) for k, v in s["fit_kwargs"].items()})
+            state["nf"] = nf
+            state["predict_kwargs"] = {"futr_df": data["futr_df"]} if "futr" in s["data"]["exog"] else {}
+        return state
+
+    def run(self, state: dict[str, Any], cell: Cell) -> list[str]:
+        spec, s = cell.spec, state["setup"]
+        kind = spec["kind"]
+        if kind in ("fit_predict", "cv"):
+            data_spec = spec.get("data") or s["data"]
+            data = build_data(data_spec["ds_kind"], tuple(data_spec["exog"]))
+            setup = {**s, "nf_kwargs": {**s["nf_kwargs"], **({"freq": data["freq"]} if "freq" not in
+                                                            spec.get("nf_kwargs", {}) else {})}}
+            nf = self._build(setup, spec, data)
+            names = [repr(m) for m in nf.models]
+            if kind == "cv":
+                call = {k: decode(v, data) for k, v in spec["call"].items()}
+                out = nf.cross_validation(df=data["df"], **call)
+                n_windows = call.get("n_windows", 1) if call.get("test_size") is None else None
+                return check_cross_validation(out, n_ids=N_IDS, h=call.get("h") or nf.h, n_windows=n_windows,
+                                              model_names=names, level=call.get("level"),
+                                              quantiles=call.get("quantiles"))
+            fit_kwargs = {**s["fit_kwargs"], **spec.get("fit_kwargs", {})}
+            nf.fit(df=data["df"], **{k: decode(v, data) for k, v in fit_kwargs.items()})
+            call = {k: decode(v, data) for k, v in spec.get("predict_kwargs", {}).items()}
+            out = nf.predict(**call)
+            return check_forecast(out, last_ds=data["last_ds"], h=nf.h, freq=data["freq"], model_names=names)
+        data, nf = state["data"], state["nf"]
+        names = [repr(m) for m in nf.models]
+        if kind == "predict":
+            call = {**state["predict_kwargs"], **{k: decode(v, data) for k, v in spec["call"].items()}}
+            out = nf.predict(**call)
+            h = call.get("h") or nf.h
+            return check_forecast(out, last_ds=data["last_ds"], h=h, freq=data["freq"], model_names=names,
+                                  level=call.get("level"), quantiles=call.get("quantiles"))
+        if kind == "insample":
+            call = {k: decode(v, data) for k, v in spec["call"].items()}
+            out = nf.predict_insample(**call)
+            if out is None or len(out) == 0:
+                return ["empty in-sample frame"]
+            return [b for b in check_columns(out, model_names=names, level=call.get("level"),
+                                             quantiles=call.get("quantiles")) if not b.startswith("NaN")]
+        path = os.path.join(state["tmp"], f"cell{os.getpid()}")
+        if kind == "save":
+            if spec["path"] == "existing":
+                os.makedirs(path)
+                with open(os.path.join(path, "existing.txt"), "w") as f:
+                    f.write("already here")
+            call = {k: decode(v, data) for k, v in spec["call"].items()}
+            nf.save(path, **call)
+            if spec.get("twice"):
+                nf.save(path, **call)
+            files = os.listdir(path) if os.path.isdir(path) else []
+            saved = [f for f in files if any(f.startswith(f"{n}_") for n in names)]
+            return [] if saved else [f"no model file written for {names}: {sorted(files)[:5]}"]
+        if kind == "load":
+            from neuralforecast import NeuralForecast
+
+            if spec["path"] == "missing":
+                path = os.path.join(state["tmp"], "does-not-exist")
+            else:
+                nf.save(path, overwrite=True)
+                if spec["path"] == "corrupt":
+                    for f in os.listdir(path):
+                        with open(os.path.join(path, f), "wb") as fh:
+                            fh.write(b"\x00corrupt\x00")
+            loaded = NeuralForecast.load(path)
+            out = loaded.predict(**state["predict_kwargs"])
+            return check_forecast(out, last_ds=data["last_ds"], h=loaded.h, freq=data["freq"],
+                                  model_names=[repr(m) for m in loaded.models])
+        raise ValueError(f"unknown cell kind {kind!r}")
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.work_dir, ignore_errors=True)

@@ -1,0 +1,244 @@
+"""Run the compatibility matrix of one library and store it (compat_run, compat_result, observed capabilities,
+registry_model_loss_compat, per-(method, param) views)."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+from dataclasses import asdict
+from typing import Any, Callable
+
+from sqlalchemy import Engine, insert, select, text, update
+
+from ..db import models as m
+from .registry_view import latest_release
+from .runner import Cell, Group, run_groups
+
+ADAPTERS = {"neuralforecast": "fcast_assets.compat.neuralforecast_adapter:NeuralForecastAdapter"}
+
+Progress = Callable[[int, int, str], None]
+
+
+class UnknownAdapterError(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def adapter_for(library: str, engine: Engine, release_id: int, work_dir: str):
+    if library not in ADAPTERS:
+        raise UnknownAdapterError(
+            f"no compat adapter for {library!r}: adapters exist for {', '.join(ADAPTERS)} "
+            "(one module per library under fcast_assets/compat/)")
+    import importlib
+
+    mod, _, cls = ADAPTERS[library].partition(":")
+    return getattr(importlib.import_module(mod), cls)(engine, release_id, work_dir)
+
+
+class _Recorder:
+    def __init__(self, engine: Engine, run_id: int, release_id: int, total: int, progress: Progress | None):
+        self.engine, self.run_id, self.release_id = engine, run_id, release_id
+        self.total, self.done, self.progress = total, 0, progress
+        self.buffer: list[dict[str, Any]] = []
+        self.results: list[tuple[Cell, dict[str, Any]]] = []
+
+    def __call__(self, group: Group, cell: Cell, res: dict[str, Any]) -> None:
+        context = {"group": {"key": group.key, "setup": group.setup}, "cell": asdict(cell),
+                   "warnings": res.get("warnings", []), "setup_seconds": res.get("setup_seconds"),
+                   "stage": res.get("stage", "cell")}
+        if res.get("traceback"):
+            context["traceback"] = res["traceback"]
+        self.buffer.append(dict(
+            compat_run_id=self.run_id, release_id=self.release_id, model=cell.model, method=cell.method,
+            param=cell.param, value=cell.value, value_label=cell.value_label[:500], scenario=cell.scenario,
+            status=res["status"], exception_type=res.get("exception_type"), message=res.get("message"),
+            seconds=None if res.get("seconds") is None else round(res["seconds"], 4), context=context,
+        ))
+        self.results.append((cell, res))
+        self.done += 1
+        if len(self.buffer) >= 200:
+            self.flush()
+        if self.progress:
+            self.progress(self.done, self.total, cell.model.rsplit(".", 1)[-1])
+
+    def flush(self) -> None:
+        if self.buffer:
+            with self.engine.begin() as conn:
+                conn.execute(insert(m.CompatResult.__table__), self.buffer)  # type: ignore[attr-defined]
+            self.buffer = []
+
+
+def run_matrix(
+    engine: Engine,
+    library: str = "neuralforecast",
+    *,
+    models: list[str] | None = None,
+    families: list[str] | None = None,
+    workers: int = 2,
+    cell_timeout: float = 60.0,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Probe ``models`` (default: every model the registry lists) and store every cell. Returns a summary."""
+    t0 = time.perf_counter()
+    release_id, version = latest_release(engine, library)
+    with tempfile.TemporaryDirectory(prefix="fcast-compat-") as work:
+        adapter = adapter_for(library, engine, release_id, work)
+        chosen = adapter.select_models(models)
+        adapter.prepare()
+        config = {"models": models, "families": families, "cell_timeout": cell_timeout}
+        with engine.begin() as conn:
+            run_id = conn.execute(insert(m.CompatRun.__table__).values(  # type: ignore[attr-defined]
+                release_id=release_id, library=library, workers=workers, config=config,
+                started_at=m.utcnow())).inserted_primary_key[0]
+        # phase 1: calibrate a baseline per model (first input_size whose fit + predict runs)
+        calib = adapter.calibration_groups(chosen)
+        rec = _Recorder(engine, run_id, release_id, sum(len(g.cells) for g in calib), progress)
+        run_groups(adapter, calib, workers=workers, cell_timeout=cell_timeout, on_result=rec)
+        sizes: dict[str, int] = {}
+        reasons: dict[str, str] = {}
+        for cell, res in rec.results:
+            if res["status"] == "ok" and cell.model not in sizes:
+                sizes[cell.model] = min(cell.value, sizes.get(cell.model, cell.value))
+            elif res["status"] != "ok":
+                reasons.setdefault(cell.model, f"{res.get('exception_type')}: {res.get('message')}")
+        for cell, res in rec.results:  # smallest passing size
+            if res["status"] == "ok":
+                sizes[cell.model] = min(sizes[cell.model], cell.value)
+        # phase 2: every cell, on the calibrated baselines; models without one are skipped with the reason
+        runnable = [q for q in chosen if q in sizes]
+        groups = adapter.plan(runnable, sizes, set(families) if families else None)
+        unrunnable = adapter.plan([q for q in chosen if q not in sizes],
+                                  {q: 0 for q in chosen}, set(families) if families else None)
+        rec.total += sum(len(g.cells) for g in groups) + sum(len(g.cells) for g in unrunnable)
+        for g in unrunnable:
+            for cell in g.cells:
+                rec(g, cell, {"status": "skipped", "exception_type": None, "seconds": 0.0,
+                              "message": f"no baseline configuration runs: {reasons.get(cell.model, '?')}"})
+        run_groups(adapter, groups, workers=workers, cell_timeout=cell_timeout, on_result=rec)
+        rec.flush()
+    summary = finalize(engine, run_id, wall=time.perf_counter() - t0)
+    return {**summary, "library": library, "version": version, "models": [q.rsplit(".", 1)[1] for q in chosen]}
+
+
+def finalize(engine: Engine, run_id: int, wall: float | None = None) -> dict[str, Any]:
+    """Counts on compat_run, observed capabilities, model × loss table, correspondence views."""
+    r = m.CompatResult.__table__  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        counts = dict(conn.execute(text(
+            "SELECT status, COUNT(*) FROM compat_result WHERE compat_run_id = :r GROUP BY status"), {"r": run_id}).all())
+        conn.execute(update(m.CompatRun.__table__).where(  # type: ignore[attr-defined]
+            m.CompatRun.compat_run_id == run_id).values(
+            finished_at=m.utcnow(), cells_total=sum(counts.values()), cells_ok=counts.get("ok", 0),
+            cells_error=counts.get("error", 0), cells_timeout=counts.get("timeout", 0),
+            cells_skipped=counts.get("skipped", 0), cells_suspect=counts.get("suspect", 0),
+            **({"wall_seconds": round(wall, 2)} if wall is not None else {})))
+        release_id = conn.execute(select(m.CompatRun.release_id).where(m.CompatRun.compat_run_id == run_id)).scalar()
+        mismatches = _observed_capabilities(conn, run_id, release_id)
+        _model_loss(conn, run_id, release_id)
+    create_views(engine)
+    slowest = []
+    with engine.connect() as conn:
+        slowest = [dict(x._mapping) for x in conn.execute(select(r.c.model, r.c.method, r.c.param, r.c.value_label,
+                                                                 r.c.seconds).where(r.c.compat_run_id == run_id)
+                                                          .order_by(r.c.seconds.desc().nulls_last()).limit(5))]
+    return {"compat_run_id": run_id, "counts": counts, "cells": sum(counts.values()),
+            "capability_mismatches": mismatches, "slowest": slowest,
+            "wall_seconds": None if wall is None else round(wall, 2)}
+
+
+_EXOG = {"futr_exog_list": "exog_futr", "hist_exog_list": "exog_hist", "stat_exog_list": "exog_stat"}
+
+
+def _observed_capabilities(conn, run_id: int, release_id: int) -> list[dict[str, Any]]:
+    """Exogenous support observed by execution (the 'with data' cells), written as source='observed' and
+    compared with the declared flags; returns the disagreements."""
+    sym, cap = m.RegistrySymbol.__table__, m.RegistrySymbolCapability.__table__  # type: ignore[attr-defined]
+    rows = conn.execute(text("""
+        SELECT result_id, model, param, status, exception_type, message FROM compat_result
+        WHERE compat_run_id = :r AND method = 'Model.__init__' AND scenario = 'with_data'
+          AND param IN ('futr_exog_list', 'hist_exog_list', 'stat_exog_list')"""), {"r": run_id}).all()
+    mismatches = []
+    for rid, model, param, status, exc, msg in rows:
+        if status in ("skipped", "timeout"):
+            continue
+        sid = conn.execute(select(sym.c.symbol_id).where(sym.c.release_id == release_id,
+                                                         sym.c.qualname == model)).scalar()
+        if sid is None:
+            continue
+        code = _EXOG[param]
+        observed = status in ("ok", "suspect")
+        detail = {"compat_run_id": run_id, "result_id": rid, "status": status, "exception_type": exc,
+                  "message": msg}
+        conn.execute(cap.delete().where(cap.c.symbol_id == sid, cap.c.capability_code == code,
+                                        cap.c.source == "observed"))
+        conn.execute(insert(cap).values(symbol_id=sid, capability_code=code, value=observed, source="observed",
+                                        detail=detail))
+        declared = conn.execute(select(cap.c.value).where(cap.c.symbol_id == sid, cap.c.capability_code == code,
+                                                          cap.c.source == "declared")).scalar()
+        if declared is not None and bool(declared) != observed:
+            mismatches.append({"model": model.rsplit(".", 1)[1], "capability": code, "declared": declared,
+                               "observed": observed, "result_id": rid, "exception_type": exc, "message": msg})
+    return mismatches
+
+
+def _model_loss(conn, run_id: int, release_id: int) -> None:
+    sym = m.RegistrySymbol.__table__  # type: ignore[attr-defined]
+    ids = dict(conn.execute(select(sym.c.qualname, sym.c.symbol_id).where(sym.c.release_id == release_id)).all())
+    rows = conn.execute(select(m.CompatResult.result_id, m.CompatResult.model, m.CompatResult.value,
+                               m.CompatResult.status, m.CompatResult.exception_type, m.CompatResult.message)
+                        .where(m.CompatResult.compat_run_id == run_id, m.CompatResult.method == "Model.__init__",
+                               m.CompatResult.param == "loss")).all()
+    out = []
+    for rid, model, value, status, exc, msg in rows:
+        loss_q = value.get("__obj__") if isinstance(value, dict) else None
+        if model in ids and loss_q in ids and status in ("ok", "error", "suspect"):
+            out.append(dict(model_symbol_id=ids[model], loss_symbol_id=ids[loss_q],
+                            status="ok" if status == "ok" else "error", exception_type=exc or
+                            ("Suspect" if status == "suspect" else None), message=msg, compat_run_id=run_id,
+                            result_id=rid))
+    if out:
+        conn.execute(insert(m.RegistryModelLossCompat.__table__), out)  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------------------------------------ views
+_VIEW_PREFIX = {"NeuralForecast.__init__": "init", "NeuralForecast.fit": "fit", "NeuralForecast.predict": "predict",
+                "NeuralForecast.cross_validation": "cv", "NeuralForecast.predict_insample": "insample",
+                "NeuralForecast.save": "save", "NeuralForecast.load": "load", "Model.__init__": "model"}
+
+
+def view_name(method: str, param: str) -> str:
+    prefix = _VIEW_PREFIX.get(method, re.sub(r"\W+", "_", method.lower()))
+    return "compat_" + re.sub(r"\W+", "_", f"{prefix}_{param}".lower()).strip("_")
+
+
+# the newest result of each cell: re-running one model or one cell replaces just those cells in the views
+_LATEST_RESULTS = """(SELECT MAX(result_id) FROM compat_result
+                      GROUP BY release_id, model, method, param, scenario, value_label)"""
+
+
+def create_views(engine: Engine) -> list[str]:
+    """One pivot view per (method, param) in the latest run of each release: model × value → status."""
+    with engine.begin() as conn:
+        pairs = conn.execute(text(f"""
+            SELECT method, param, value_label FROM compat_result WHERE result_id IN {_LATEST_RESULTS}
+            GROUP BY method, param, value_label ORDER BY method, param, MIN(result_id)""")).all()
+        by_pair: dict[tuple[str, str], list[str]] = {}
+        for method, param, lab in pairs:
+            by_pair.setdefault((method, param), []).append(lab)
+        names = []
+        for (method, param), labels in by_pair.items():
+            name = view_name(method, param)
+            cols = ",\n".join(
+                "MAX(CASE WHEN value_label = '{0}' THEN status || COALESCE(' ' || exception_type, '') END) "
+                "AS \"{1}\"".format(lab.replace("'", "''"), lab.replace('"', "'")[:60]) for lab in labels[:60])
+            conn.execute(text(f"DROP VIEW IF EXISTS {name}"))
+            conn.execute(text(f"""
+                CREATE VIEW {name} AS
+                SELECT release_id, model, scenario,
+                {cols}
+                FROM compat_result
+                WHERE result_id IN {_LATEST_RESULTS} AND method = '{method}' AND param = '{param}'
+                GROUP BY release_id, model, scenario"""))
+            names.append(name)
+    return names

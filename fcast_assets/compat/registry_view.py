@@ -1,0 +1,82 @@
+"""What the prober needs from the registry, read once per run (plain dicts, JSON-able)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from ..db.models import JSONType
+
+
+class RegistryMissingError(LookupError):
+    pass
+
+
+def _rows(conn, sql: str, **params) -> list[Any]:
+    cols = {c: JSONType for c in ("value", "type_norm", "default") if c in sql}
+    return conn.execute(text(sql).columns(**cols), params).all()
+
+
+def latest_release(engine: Engine, library: str, version: str | None = None) -> tuple[int, str]:
+    sql = """SELECT r.release_id, r.version FROM registry_release r JOIN registry_library l USING (library_id)
+             WHERE l.name = :lib""" + (" AND r.version = :v" if version else "") + " ORDER BY r.release_id DESC LIMIT 1"
+    with engine.connect() as conn:
+        row = conn.execute(text(sql), {"lib": library, **({"v": version} if version else {})}).first()
+    if row is None:
+        raise RegistryMissingError(
+            f"no registry release of {library!r}{' ' + version if version else ''}: "
+            f"materialize library_registry[{library}] (or `fcast scan {library}`) first")
+    return row.release_id, row.version
+
+
+def params_of(engine: Engine, release_id: int, qualname: str) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = _rows(conn, """
+            SELECT p.param_id, p.name, p.position, p.kind, p.type_norm, p."default", p.has_default, p.required
+            FROM registry_param p JOIN registry_symbol s ON s.symbol_id = p.symbol_id
+            WHERE s.release_id = :r AND s.qualname = :q ORDER BY p.position""", r=release_id, q=qualname)
+        enums = _rows(conn, """
+            SELECT e.param_id, e.value FROM registry_param_enum e JOIN registry_param p ON p.param_id = e.param_id
+            JOIN registry_symbol s ON s.symbol_id = p.symbol_id WHERE s.release_id = :r AND s.qualname = :q
+            ORDER BY e.enum_id""", r=release_id, q=qualname)
+    by_id: dict[int, list[Any]] = {}
+    for pid, v in enums:
+        by_id.setdefault(pid, []).append(v)
+    return [{**dict(r._mapping), "enums": by_id.get(r.param_id, [])} for r in rows]
+
+
+def model_classes(engine: Engine, release_id: int, module: str) -> list[dict[str, Any]]:
+    """Classes exported by ``module`` that declare capability flags, with their declared capabilities."""
+    with engine.connect() as conn:
+        rows = _rows(conn, """
+            SELECT DISTINCT s.symbol_id, s.qualname, s.name, c.capability_code, c.value
+            FROM registry_symbol_alias a JOIN registry_symbol s ON s.symbol_id = a.symbol_id
+            JOIN registry_symbol_capability c ON c.symbol_id = s.symbol_id AND c.source = 'declared'
+            WHERE a.release_id = :r AND a.module = :m AND s.kind = 'class' ORDER BY s.name""", r=release_id, m=module)
+    out: dict[str, dict[str, Any]] = {}
+    for sid, q, name, code, value in rows:
+        out.setdefault(q, {"symbol_id": sid, "qualname": q, "name": name, "caps": {}})["caps"][code] = value
+    return [m for m in out.values() if "exog_futr" in m["caps"] or "multivariate" in m["caps"]]
+
+
+def loss_classes(engine: Engine, release_id: int) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(text("""
+            SELECT s.symbol_id, s.qualname, s.name, s.is_public, l.category, l.output_type, l.supports_level,
+                   l.supports_quantiles, l.evidence
+            FROM registry_loss l JOIN registry_symbol s ON s.symbol_id = l.symbol_id
+            WHERE s.release_id = :r ORDER BY s.name"""), {"r": release_id}).all()
+    out = []
+    for r in rows:
+        if not r.is_public or r.name.startswith("Base"):
+            continue
+        d = dict(r._mapping)
+        ev = d.pop("evidence")
+        ev = json.loads(ev) if isinstance(ev, str) else (ev or {})
+        if "construct_error" in ev:
+            continue  # the scanner could not build it with defaults: no loss object to probe with
+        d["kwargs"] = ev.get("constructed_with") or {}
+        out.append(d)
+    return out

@@ -1,0 +1,1 @@
+"""Lake stage: lottery games, bronze draws, silver series, predictability profile (group ``lake``)."""

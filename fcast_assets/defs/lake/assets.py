@@ -1,0 +1,184 @@
+"""Lake stage: games table, bronze draws, silver series and the predictability profile, one ``game`` partition
+per row of ``dataset_game`` (dynamic partitions kept in sync by ``game_partitions_sensor``).
+
+Delta tables are written explicitly with delta-rs (``fcast_assets.lake``): bronze is merged on ``draw_no``,
+silver is overwritten as a new table version; each materialization records a ``dataset_version`` row.
+"""
+
+from typing import Optional
+
+import dagster as dg
+
+from fcast_assets.defs.lake.checks import (
+    PROFILE_VERDICT,
+    bronze_check_result,
+    bronze_check_spec,
+    profile_check_spec,
+    silver_check_result,
+    silver_check_spec,
+)
+from fcast_assets.defs.resources import MetadataDB
+from fcast_assets.lake import games as G
+from fcast_assets.lake import pipeline
+from fcast_assets.lake.silver import engine_name
+from fcast_assets.lake.sources import scraper_enabled
+
+game_partitions = dg.DynamicPartitionsDefinition(name="game")
+
+GROUP = "lake"
+
+
+class BronzeConfig(dg.Config):
+    scrape: Optional[bool] = None
+    """Fetch draws newer than the newest known one from the official result files. None: ``FCAST_SCRAPER``."""
+    overwrite_changed: bool = False
+    """Overwrite a stored draw when a source delivers different numbers (default: keep it, record an issue)."""
+    max_new: int = 20
+
+
+class SilverConfig(dg.Config):
+    engine: Optional[str] = None
+    """``pandas`` or ``spark``; None: ``FCAST_ENGINE`` (default pandas)."""
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"python", "sqlite", "postgres"},
+    owners=["team:fcast"],
+    description="The games and their rules (dataset_game, dataset_game_slot, dataset_source), seeded from "
+    "fcast_assets/lake/games.yaml; existing rows (user changes, deactivations) are kept. Registers every active "
+    "game as a `game` partition.",
+)
+def lottery_games(context: dg.AssetExecutionContext, meta_db: MetadataDB) -> dg.MaterializeResult:
+    eng = meta_db.engine()
+    added = G.seed_games(eng)
+    active = G.active_game_codes(eng)
+    known = set(context.instance.get_dynamic_partitions(game_partitions.name))
+    new = [c for c in active if c not in known]
+    if new:
+        context.instance.add_dynamic_partitions(game_partitions.name, new)
+    games = G.list_games(eng)
+    return dg.MaterializeResult(metadata={
+        "seeded": added, "active": active, "partitions_added": new,
+        "games": dg.MetadataValue.md("\n".join(
+            f"- `{g.code}` {g.name}: {g.n_main} main {g.number_min}–{g.number_max}, {g.n_bonus} bonus, "
+            f"repeat={g.allow_repeat}, order={g.order_matters}, active={g.active}" for g in games)),
+    })
+
+
+@dg.asset(
+    partitions_def=game_partitions,
+    deps=[lottery_games],
+    group_name=GROUP,
+    kinds={"delta", "pandas"},
+    owners=["team:fcast"],
+    check_specs=[bronze_check_spec()],
+    description="Raw draws of one game as a Delta table (draw_no, draw_date, n1..nK, b1.., source, raw_hash, "
+    "ingested_at, dq_ok), merged on draw_no: re-ingesting is idempotent. Source: the embedded history files; "
+    "the official result files too when scraping is enabled.",
+)
+def bronze_draws(context: dg.AssetExecutionContext, config: BronzeConfig, meta_db: MetadataDB):
+    eng = meta_db.engine()
+    spec = G.get_game(eng, context.partition_key)
+    scrape = scraper_enabled() if config.scrape is None else config.scrape
+    scraper = pipeline.scraper_for(eng, spec) if scrape else None
+    if scrape and scraper is None:
+        context.log.warning(f"scraping enabled but {spec.code} has no result-file URL in dataset_source")
+    res = pipeline.ingest_bronze(eng, spec, scraper=scraper, overwrite_changed=config.overwrite_changed,
+                                 run_id=context.run.run_id)
+    context.log.info(f"{spec.code}: {res['row_count']} draws, {res['inserted']} new, {res['errors']} rule errors")
+    yield dg.MaterializeResult(metadata={
+        "game": spec.code,
+        "dagster/row_count": res["row_count"],
+        "inserted": res["inserted"],
+        "written": res["written"],
+        "source_disagreements": res["changed"],
+        "dq_errors": res["errors"],
+        "dq_warnings": res["warnings"],
+        "first_draw_date": str(res["first_draw_date"]),
+        "last_draw_date": str(res["last_draw_date"]),
+        "sources": ", ".join(res["sources"]),
+        "dataset_version_id": res["dataset_version_id"],
+        "delta_version": res["delta_version"],
+        "lake_uri": dg.MetadataValue.path(res["uri"]),
+    })
+    yield bronze_check_result(res)
+
+
+@dg.asset(
+    partitions_def=game_partitions,
+    deps=[bronze_draws],
+    group_name=GROUP,
+    kinds={"delta", "pandas", "spark"},
+    owners=["team:fcast"],
+    check_specs=[silver_check_spec()],
+    description="Long format unique_id, ds, y (+ draw_no, slot, transform): one series per slot (<game>_N1 …, "
+    "B1 …, SUM) and its cumsum, diff1, parity and rolling sum/mean/std variants. Models index time by draw_no "
+    "(draws are not on a fixed calendar); ds is the draw date. Engine: pandas, or Spark with FCAST_ENGINE=spark.",
+)
+def silver_series(context: dg.AssetExecutionContext, config: SilverConfig, meta_db: MetadataDB):
+    eng = meta_db.engine()
+    spec = G.get_game(eng, context.partition_key)
+    res = pipeline.build_silver_table(eng, spec, engine_name=config.engine or engine_name(), run_id=context.run.run_id)
+    problems = pipeline.silver_issues(spec, res["frame"], res["draws"])
+    yield dg.MaterializeResult(metadata={
+        "game": spec.code,
+        "dagster/row_count": res["row_count"],
+        "series": res["series"],
+        "draws": res["draws"],
+        "engine": res["engine"],
+        "dataset_version_id": res["dataset_version_id"],
+        "delta_version": res["delta_version"],
+        "lake_uri": dg.MetadataValue.path(res["uri"]),
+        "time_index": "draw_no (integer, freq=1); ds = draw date",
+    })
+    yield silver_check_result(problems, res["dataset_version_id"])
+
+
+@dg.asset(
+    partitions_def=game_partitions,
+    deps=[silver_series],
+    group_name=GROUP,
+    kinds={"pandas", "sqlite", "postgres"},
+    owners=["team:fcast"],
+    check_specs=[profile_check_spec()],
+    description="Predictability profile per slot series (dataset_profile): length, chi-square vs the slot's "
+    "theoretical distribution under a fair draw, entropy, autocorrelation, Ljung-Box, runs test, spectral "
+    "entropy / forecastability, and a verdict (distinguishable from random or not).",
+)
+def dataset_profile(context: dg.AssetExecutionContext, meta_db: MetadataDB):
+    eng = meta_db.engine()
+    spec = G.get_game(eng, context.partition_key)
+    res = pipeline.build_profile(eng, spec)
+    rows = res["profile"]
+    series = sorted({r["unique_id"] for r in rows if r["unique_id"] != spec.code})
+    with_verdict = {r["unique_id"] for r in rows if r["metric"] == "verdict_random" and r["value"] is not None}
+    table = "\n".join(
+        f"| {u} | " + " | ".join(
+            f"{next((r['value'] for r in rows if r['unique_id'] == u and r['metric'] == m), float('nan')):.4g}"
+            for m in ("chi2_pvalue", "ljung_box_pvalue", "runs_pvalue", "spectral_entropy", "verdict_random"))
+        + " |" for u in series)
+    yield dg.MaterializeResult(metadata={
+        "game": spec.code,
+        "verdict": res["verdict"],
+        "verdict_random": res["verdict_random"],
+        "pooled_chi2_pvalue": res["pooled_chi2_pvalue"],
+        "series_flagged": res["series_flagged"],
+        "series_profiled": res["series_profiled"],
+        "dataset_version_id": res["dataset_version_id"],
+        "profile_rows": res["rows"],
+        "profile": dg.MetadataValue.md(
+            "| series | chi2 p | Ljung-Box p | runs p | spectral entropy | random |\n|---|---|---|---|---|---|\n"
+            + table),
+    })
+    missing = [u for u in series if u not in with_verdict]
+    yield dg.AssetCheckResult(check_name=PROFILE_VERDICT, asset_key="dataset_profile", passed=not missing,
+                              metadata={"missing": ", ".join(missing) or "none", "series": len(series)})
+
+
+lake_partitioned_assets = [bronze_draws, silver_series, dataset_profile]
+
+lake_game_job = dg.define_asset_job(
+    "lake_game_job", selection=lake_partitioned_assets, partitions_def=game_partitions,
+    description="Bronze -> silver -> profile for one game partition.",
+)

@@ -1,0 +1,162 @@
+"""Silver: long format ``unique_id, ds, y`` (+ ``draw_no``, ``slot``, ``transform``), one series per slot and its
+transformed variants, from the rule-conforming bronze rows. Two engines produce the same rows: pandas (default)
+and Spark (``FCAST_ENGINE=spark``; window functions over the same ordering).
+
+Time index: draws are not on a fixed calendar frequency (weekday schedules changed over the years, holidays
+shift draws), so models use the integer ``draw_no`` as their time index (``freq=1``); ``ds`` is the draw date,
+kept for display and as a calendar feature.
+
+unique_id naming: ``<game>_<SLOT>`` is the raw slot (``loto6_N1`` … ``loto6_B1``), ``<game>_SUM`` the sum of the
+main numbers, and ``<game>_<SLOT>_<transform>`` the variants: ``cumsum``, ``diff1``, ``rsum{w}``, ``rmean{w}``,
+``rstd{w}`` (rolling over the last ``w`` draws, first ``w-1`` draws omitted) and ``parity`` (value mod 2).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from .games import GameSpec
+
+WINDOWS = (5, 10, 20)
+SILVER_COLUMNS = ["unique_id", "ds", "draw_no", "y", "slot", "transform"]
+
+
+def transforms(windows: tuple[int, ...] = WINDOWS) -> list[str]:
+    out = ["raw", "cumsum", "diff1", "parity"]
+    for w in windows:
+        out += [f"rsum{w}", f"rmean{w}", f"rstd{w}"]
+    return out
+
+
+def engine_name() -> str:
+    return (os.environ.get("FCAST_ENGINE") or "pandas").lower()
+
+
+def _uid(game: str, slot: str, transform: str) -> str:
+    return f"{game}_{slot}" if transform == "raw" else f"{game}_{slot}_{transform}"
+
+
+def slot_frame(spec: GameSpec, bronze: pd.DataFrame) -> pd.DataFrame:
+    """Wide per-draw slot values: draw_no, ds, N1..Nk, B1.., SUM (floats)."""
+    df = bronze.sort_values("draw_no")
+    out = pd.DataFrame({"draw_no": df["draw_no"].astype("int64").to_numpy(),
+                        "ds": pd.to_datetime(df["draw_date"]).to_numpy()})
+    for c in spec.number_cols:
+        out[c.upper()] = df[c].astype("float64").to_numpy()
+    out["SUM"] = out[[c.upper() for c in spec.main_cols]].sum(axis=1, min_count=len(spec.main_cols))
+    return out
+
+
+def silver_pandas(spec: GameSpec, bronze: pd.DataFrame, windows: tuple[int, ...] = WINDOWS) -> pd.DataFrame:
+    wide = slot_frame(spec, bronze)
+    parts = []
+    slots = [c.upper() for c in spec.number_cols] + ["SUM"]
+    for slot in slots:
+        x = wide[slot]
+        variants: dict[str, pd.Series] = {"raw": x, "cumsum": x.cumsum(), "diff1": x.diff(), "parity": x % 2}
+        for w in windows:
+            r = x.rolling(w, min_periods=w)
+            variants[f"rsum{w}"] = r.sum()
+            variants[f"rmean{w}"] = r.mean()
+            variants[f"rstd{w}"] = r.std(ddof=1)
+        for t, y in variants.items():
+            part = pd.DataFrame({"unique_id": _uid(spec.code, slot, t), "ds": wide["ds"], "draw_no": wide["draw_no"],
+                                 "y": y.astype("float64"), "slot": slot, "transform": t})
+            parts.append(part[part["y"].notna()])
+    out = pd.concat(parts, ignore_index=True)
+    return normalize(out)
+
+
+def normalize(df: pd.DataFrame) -> pd.DataFrame:
+    df = df[SILVER_COLUMNS].copy()
+    df["ds"] = pd.to_datetime(df["ds"]).astype("datetime64[us]")
+    df["draw_no"] = df["draw_no"].astype("int64")
+    df["y"] = df["y"].astype("float64")
+    return df.sort_values(["unique_id", "draw_no"]).reset_index(drop=True)
+
+
+def silver_schema() -> pa.Schema:
+    return pa.schema([("unique_id", pa.string()), ("ds", pa.timestamp("us")), ("draw_no", pa.int64()),
+                      ("y", pa.float64()), ("slot", pa.string()), ("transform", pa.string())])
+
+
+def to_arrow(df: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(df[SILVER_COLUMNS], schema=silver_schema(), preserve_index=False)
+
+
+# ------------------------------------------------------------------------------------------------ spark
+def get_spark(app_name: str = "fcast-lake", master: Optional[str] = None):  # noqa: ANN201
+    """A plain local SparkSession (no Delta jars: Delta is read/written with delta-rs around it)."""
+    from pyspark.sql import SparkSession
+
+    master = master or os.environ.get("FCAST_SPARK_MASTER", "local[1]")
+    return (SparkSession.builder.master(master).appName(app_name)
+            .config("spark.sql.shuffle.partitions", os.environ.get("FCAST_SPARK_SHUFFLE_PARTITIONS", "1"))
+            .config("spark.default.parallelism", "1")
+            .config("spark.ui.enabled", "false")
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.driver.memory", "1g")
+            .getOrCreate())
+
+
+def silver_spark(spec: GameSpec, bronze: pd.DataFrame, spark: Any = None,
+                 windows: tuple[int, ...] = WINDOWS) -> pd.DataFrame:
+    """The silver transforms as Spark window functions (bronze is read with delta-rs and handed to Spark)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    spark = spark or get_spark()
+    wide = slot_frame(spec, bronze)
+    wide["ds"] = wide["ds"].dt.strftime("%Y-%m-%d")
+    slots = [c.upper() for c in spec.number_cols] + ["SUM"]
+    sdf = spark.createDataFrame(wide[["draw_no", "ds", *slots]])
+    stack = "stack({n}, {pairs}) as (slot, x)".format(n=len(slots), pairs=", ".join(f"'{s}', `{s}`" for s in slots))
+    long = sdf.selectExpr("draw_no", "ds", stack).withColumn("x", F.col("x").cast("double"))
+    w_all = Window.partitionBy("slot").orderBy("draw_no")
+    cols = {
+        "raw": F.col("x"),
+        "cumsum": F.sum("x").over(w_all.rowsBetween(Window.unboundedPreceding, 0)),
+        "diff1": F.col("x") - F.lag("x", 1).over(w_all),
+        "parity": F.col("x") % 2,
+    }
+    for w in windows:
+        ww = w_all.rowsBetween(-(w - 1), 0)
+        full = F.count("x").over(ww) == w
+        cols[f"rsum{w}"] = F.when(full, F.sum("x").over(ww))
+        cols[f"rmean{w}"] = F.when(full, F.avg("x").over(ww))
+        cols[f"rstd{w}"] = F.when(full, F.stddev_samp("x").over(ww))
+    wide_t = long.select("draw_no", "ds", "slot", *[c.alias(f"t_{t}") for t, c in cols.items()])
+    tstack = "stack({n}, {pairs}) as (transform, y)".format(
+        n=len(cols), pairs=", ".join(f"'{t}', `t_{t}`" for t in cols))
+    out = (wide_t.selectExpr("draw_no", "ds", "slot", tstack)
+           .where(F.col("y").isNotNull())
+           .withColumn("unique_id", F.when(F.col("transform") == "raw", F.concat_ws("_", F.lit(spec.code), "slot"))
+                       .otherwise(F.concat_ws("_", F.lit(spec.code), "slot", "transform"))))
+    pdf = out.select("unique_id", "ds", "draw_no", "y", "slot", "transform").toPandas()
+    return normalize(pdf)
+
+
+def build_silver(spec: GameSpec, bronze: pd.DataFrame, engine: Optional[str] = None, spark: Any = None
+                 ) -> pd.DataFrame:
+    engine = (engine or engine_name()).lower()
+    if engine == "spark":
+        return silver_spark(spec, bronze, spark=spark)
+    return silver_pandas(spec, bronze)
+
+
+def frames_equal(a: pd.DataFrame, b: pd.DataFrame, rtol: float = 1e-9, atol: float = 1e-9) -> tuple[bool, str]:
+    """Same rows (keys exact, y within float tolerance)."""
+    a, b = normalize(a), normalize(b)
+    if len(a) != len(b):
+        return False, f"row counts differ: {len(a)} vs {len(b)}"
+    for c in ("unique_id", "ds", "draw_no", "slot", "transform"):
+        if not (a[c].to_numpy() == b[c].to_numpy()).all():
+            return False, f"column {c} differs"
+    if not np.allclose(a["y"].to_numpy(), b["y"].to_numpy(), rtol=rtol, atol=atol):
+        return False, "y differs"
+    return True, "equal"
