@@ -154,6 +154,10 @@ from .lake.cli import game as _game_group  # noqa: E402
 
 main.add_command(_game_group)
 
+from .plans.cli import plan as _plan_group  # noqa: E402
+
+main.add_command(_plan_group)
+
 
 if __name__ == "__main__":
     main()

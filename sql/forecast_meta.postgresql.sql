@@ -216,6 +216,26 @@ CREATE INDEX ix_registry_symbol_parent_symbol_id ON registry_symbol (parent_symb
 CREATE INDEX ix_registry_symbol_qualname ON registry_symbol (qualname);
 CREATE INDEX ix_registry_symbol_release_id ON registry_symbol (release_id);
 
+CREATE TABLE run_plan (
+	plan_id SERIAL NOT NULL, 
+	name VARCHAR NOT NULL, 
+	model_id INTEGER, 
+	selector_id INTEGER, 
+	dataset_version_id INTEGER, 
+	enabled BOOLEAN NOT NULL, 
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	updated_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	library VARCHAR NOT NULL, 
+	data VARCHAR, 
+	metrics JSONB, 
+	description TEXT, 
+	expect JSONB, 
+	source VARCHAR, 
+	PRIMARY KEY (plan_id), 
+	FOREIGN KEY(dataset_version_id) REFERENCES dataset_version (dataset_version_id)
+);
+CREATE UNIQUE INDEX ix_run_plan_name ON run_plan (name);
+
 CREATE TABLE compat_result (
 	result_id SERIAL NOT NULL, 
 	compat_run_id INTEGER NOT NULL, 
@@ -307,6 +327,34 @@ CREATE TABLE registry_symbol_capability (
 CREATE INDEX ix_registry_symbol_capability_capability_code ON registry_symbol_capability (capability_code);
 CREATE INDEX ix_registry_symbol_capability_symbol_id ON registry_symbol_capability (symbol_id);
 
+CREATE TABLE run_execution (
+	execution_id SERIAL NOT NULL, 
+	plan_id INTEGER NOT NULL, 
+	release_id INTEGER, 
+	status VARCHAR NOT NULL, 
+	started_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	ended_at TIMESTAMP WITH TIME ZONE, 
+	work_dir VARCHAR, 
+	PRIMARY KEY (execution_id), 
+	FOREIGN KEY(plan_id) REFERENCES run_plan (plan_id), 
+	FOREIGN KEY(release_id) REFERENCES registry_release (release_id)
+);
+CREATE INDEX ix_run_execution_plan_id ON run_execution (plan_id);
+
+CREATE TABLE run_step (
+	step_id SERIAL NOT NULL, 
+	plan_id INTEGER NOT NULL, 
+	ord INTEGER NOT NULL, 
+	method VARCHAR NOT NULL, 
+	params JSONB, 
+	depends_on_step_id INTEGER, 
+	name VARCHAR, 
+	PRIMARY KEY (step_id), 
+	FOREIGN KEY(plan_id) REFERENCES run_plan (plan_id), 
+	FOREIGN KEY(depends_on_step_id) REFERENCES run_step (step_id)
+);
+CREATE INDEX ix_run_step_plan_id ON run_step (plan_id);
+
 CREATE TABLE registry_model_loss_compat (
 	id SERIAL NOT NULL, 
 	model_symbol_id INTEGER NOT NULL, 
@@ -366,6 +414,104 @@ CREATE TABLE registry_search_doc (
 );
 CREATE INDEX ix_registry_search_doc_release_id ON registry_search_doc (release_id);
 CREATE INDEX ix_registry_search_doc_symbol_id ON registry_search_doc (symbol_id);
+
+CREATE TABLE run_artifact (
+	artifact_id SERIAL NOT NULL, 
+	plan_id INTEGER NOT NULL, 
+	step_id INTEGER, 
+	execution_id INTEGER, 
+	kind VARCHAR NOT NULL, 
+	uri VARCHAR NOT NULL, 
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	PRIMARY KEY (artifact_id), 
+	FOREIGN KEY(plan_id) REFERENCES run_plan (plan_id), 
+	FOREIGN KEY(step_id) REFERENCES run_step (step_id), 
+	FOREIGN KEY(execution_id) REFERENCES run_execution (execution_id)
+);
+CREATE INDEX ix_run_artifact_execution_id ON run_artifact (execution_id);
+CREATE INDEX ix_run_artifact_plan_id ON run_artifact (plan_id);
+
+CREATE TABLE run_error (
+	error_id SERIAL NOT NULL, 
+	step_id INTEGER NOT NULL, 
+	execution_id INTEGER, 
+	exception_type VARCHAR NOT NULL, 
+	message TEXT, 
+	traceback TEXT, 
+	PRIMARY KEY (error_id), 
+	FOREIGN KEY(step_id) REFERENCES run_step (step_id), 
+	FOREIGN KEY(execution_id) REFERENCES run_execution (execution_id)
+);
+CREATE INDEX ix_run_error_execution_id ON run_error (execution_id);
+CREATE INDEX ix_run_error_step_id ON run_error (step_id);
+
+CREATE TABLE run_metric (
+	metric_id SERIAL NOT NULL, 
+	step_id INTEGER NOT NULL, 
+	execution_id INTEGER, 
+	metric VARCHAR NOT NULL, 
+	value FLOAT, 
+	unique_id VARCHAR, 
+	split VARCHAR NOT NULL, 
+	"window" INTEGER, 
+	model VARCHAR, 
+	PRIMARY KEY (metric_id), 
+	FOREIGN KEY(step_id) REFERENCES run_step (step_id), 
+	FOREIGN KEY(execution_id) REFERENCES run_execution (execution_id)
+);
+CREATE INDEX ix_run_metric_execution_id ON run_metric (execution_id);
+CREATE INDEX ix_run_metric_step_id ON run_metric (step_id);
+
+CREATE TABLE run_resource (
+	resource_id SERIAL NOT NULL, 
+	step_id INTEGER, 
+	model_id INTEGER, 
+	execution_id INTEGER, 
+	wall_s FLOAT NOT NULL, 
+	cpu_user_s FLOAT, 
+	cpu_sys_s FLOAT, 
+	max_rss_mb FLOAT, 
+	max_vram_mb FLOAT, 
+	io_read_mb FLOAT, 
+	io_write_mb FLOAT, 
+	device VARCHAR, 
+	PRIMARY KEY (resource_id), 
+	FOREIGN KEY(step_id) REFERENCES run_step (step_id), 
+	FOREIGN KEY(execution_id) REFERENCES run_execution (execution_id)
+);
+CREATE INDEX ix_run_resource_execution_id ON run_resource (execution_id);
+CREATE INDEX ix_run_resource_step_id ON run_resource (step_id);
+
+CREATE TABLE run_result (
+	result_id SERIAL NOT NULL, 
+	step_id INTEGER NOT NULL, 
+	execution_id INTEGER, 
+	status VARCHAR NOT NULL, 
+	started_at TIMESTAMP WITH TIME ZONE, 
+	ended_at TIMESTAMP WITH TIME ZONE, 
+	summary JSONB, 
+	PRIMARY KEY (result_id), 
+	FOREIGN KEY(step_id) REFERENCES run_step (step_id), 
+	FOREIGN KEY(execution_id) REFERENCES run_execution (execution_id)
+);
+CREATE INDEX ix_run_result_execution_id ON run_result (execution_id);
+CREATE INDEX ix_run_result_step_id ON run_result (step_id);
+
+CREATE TABLE run_validation (
+	validation_id SERIAL NOT NULL, 
+	step_id INTEGER NOT NULL, 
+	plan_id INTEGER NOT NULL, 
+	release_id INTEGER, 
+	ok BOOLEAN NOT NULL, 
+	violations JSONB, 
+	checked_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	PRIMARY KEY (validation_id), 
+	FOREIGN KEY(step_id) REFERENCES run_step (step_id), 
+	FOREIGN KEY(plan_id) REFERENCES run_plan (plan_id), 
+	FOREIGN KEY(release_id) REFERENCES registry_release (release_id)
+);
+CREATE INDEX ix_run_validation_plan_id ON run_validation (plan_id);
+CREATE INDEX ix_run_validation_step_id ON run_validation (step_id);
 
 -- full-text search (also run by fcast_assets.db.engine.init_db)
 ALTER TABLE registry_search_doc ADD COLUMN IF NOT EXISTS tsv tsvector GENERATED ALWAYS AS (setweight(to_tsvector('simple', translate(coalesce(qualname, ''), '._', '  ')), 'A') || setweight(to_tsvector('simple', translate(coalesce(name, ''), '._', '  ')), 'A') || setweight(to_tsvector('simple', translate(coalesce(body, ''), '._', '  ')), 'B')) STORED;

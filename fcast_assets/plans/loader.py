@@ -1,0 +1,197 @@
+"""Plans as rows: load a YAML or CSV plan file into run_plan / run_step, list plans, read a plan back.
+
+YAML::
+
+    plans:
+      - name: mlp_basic
+        data: synthetic            # a data set of fcast_assets.plans.data
+        metrics: [mae, rmse]       # for the evaluate step
+        enabled: true
+        expect: valid              # or the rule that must stop it (examples and tests)
+        steps:
+          - {model: MLP, params: {h: 2, input_size: 8, max_steps: 1}}
+          - {method: NeuralForecast.__init__, params: {freq: D}}
+          - {method: NeuralForecast.fit}
+          - {method: NeuralForecast.predict, params: {level: [80]}}
+          - {method: evaluate}
+
+CSV: one row per step with columns plan, ord, method, params (JSON) and optionally data, metrics (JSON),
+enabled, expect, description (read from the first row of each plan).
+Short names are qualified here (``NeuralForecast.fit`` → ``neuralforecast.core.NeuralForecast.fit``,
+``MLP`` → ``neuralforecast.models.MLP``, ``evaluate`` → ``utilsforecast.evaluation.evaluate``); the validator
+resolves aliases to the registry's canonical qualname.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+from sqlalchemy import Engine, delete, insert, select, text, update
+
+from ..db import run_models as rm
+from ..db.models import utcnow
+
+EVALUATE = "utilsforecast.evaluation.evaluate"
+LIB_PREFIX = {"neuralforecast": ("neuralforecast.core.", "neuralforecast.models.")}
+
+
+def qualify(method: str, library: str = "neuralforecast", model: bool = False) -> str:
+    core, models = LIB_PREFIX.get(library, ("", ""))
+    if method in ("evaluate", "utilsforecast.evaluate"):
+        return EVALUATE
+    if "." not in method:
+        return models + method if model or method[:1].isupper() else core + "NeuralForecast." + method
+    if method.startswith("NeuralForecast."):
+        return core + method
+    return method
+
+
+def _step(raw: dict[str, Any], library: str) -> dict[str, Any]:
+    if "model" in raw:
+        method, name = qualify(raw["model"], library, model=True), raw.get("name") or "model"
+    elif "method" in raw or "call" in raw:
+        method = qualify(raw.get("method") or raw["call"], library)
+        name = raw.get("name") or method.rsplit(".", 1)[-1].replace("__init__", "init")
+    else:
+        raise ValueError(f"a step needs `model:` or `method:`: {raw}")
+    params = raw.get("params") or {}
+    if isinstance(params, str):
+        params = json.loads(params)
+    return {"method": method, "params": params, "name": name}
+
+
+def _plan(raw: dict[str, Any], source: str | None) -> dict[str, Any]:
+    if not raw.get("name"):
+        raise ValueError(f"a plan needs a name: {raw}")
+    library = raw.get("library", "neuralforecast")
+    return {
+        "name": str(raw["name"]), "library": library, "data": raw.get("data", "synthetic"),
+        "metrics": raw.get("metrics"), "enabled": bool(raw.get("enabled", True)), "expect": raw.get("expect"),
+        "description": raw.get("description"), "source": source,
+        "steps": [_step(s, library) for s in raw.get("steps") or []],
+    }
+
+
+def read_file(path: str | Path) -> list[dict[str, Any]]:
+    """Parse a YAML or CSV plan file into plan dicts (no database)."""
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        plans = []
+        for name, part in df.groupby("plan", sort=False):
+            part = part.sort_values("ord", key=lambda s: s.astype(int)) if "ord" in part else part
+            first = part.iloc[0]
+
+            def opt(col, conv=lambda v: v):  # noqa: ANN001
+                return conv(first[col]) if col in part and first[col] != "" else None
+
+            raw = {"name": name, "data": opt("data"), "metrics": opt("metrics", json.loads),
+                   "enabled": opt("enabled", lambda v: v.strip().lower() in ("1", "true", "yes")),
+                   "expect": opt("expect"), "description": opt("description"),
+                   "steps": [{"method": r["method"], "params": json.loads(r["params"]) if r.get("params") else {}}
+                             for _, r in part.iterrows()]}
+            plans.append(_plan({k: v for k, v in raw.items() if v is not None}, str(path)))
+        return plans
+    doc = yaml.safe_load(path.read_text())
+    items = doc.get("plans", []) if isinstance(doc, dict) else doc
+    return [_plan(p, str(path)) for p in items]
+
+
+def _delete_plan_rows(conn, plan_id: int) -> None:  # noqa: ANN001
+    steps = select(rm.RunStep.step_id).where(rm.RunStep.plan_id == plan_id)
+    execs = select(rm.RunExecution.execution_id).where(rm.RunExecution.plan_id == plan_id)
+    for t in (rm.RunMetric, rm.RunError, rm.RunResource, rm.RunResult, rm.RunValidation):
+        conn.execute(delete(t).where(t.step_id.in_(steps)))
+    conn.execute(delete(rm.RunArtifact).where(rm.RunArtifact.plan_id == plan_id))
+    conn.execute(delete(rm.RunValidation).where(rm.RunValidation.plan_id == plan_id))
+    conn.execute(delete(rm.RunResource).where(rm.RunResource.execution_id.in_(execs)))
+    conn.execute(delete(rm.RunExecution).where(rm.RunExecution.plan_id == plan_id))
+    conn.execute(update(rm.RunStep).where(rm.RunStep.plan_id == plan_id).values(depends_on_step_id=None))
+    conn.execute(delete(rm.RunStep).where(rm.RunStep.plan_id == plan_id))
+
+
+def _same_steps(conn, plan_id: int, steps: list[dict[str, Any]]) -> bool:  # noqa: ANN001
+    rows = conn.execute(select(rm.RunStep.method, rm.RunStep.params, rm.RunStep.name)
+                        .where(rm.RunStep.plan_id == plan_id).order_by(rm.RunStep.ord)).all()
+    canon = lambda v: json.dumps(v or {}, sort_keys=True)  # noqa: E731
+    return [(r.method, canon(r.params), r.name) for r in rows] == \
+        [(s["method"], canon(s["params"]), s["name"]) for s in steps]
+
+
+def store_plans(engine: Engine, plans: list[dict[str, Any]]) -> list[int]:
+    """Insert or update plans by name. Unchanged steps keep their rows (validations, results); when the steps
+    of a plan that has executions change, the old plan is kept, renamed ``name~plan_id`` and disabled, so no
+    result is lost; a plan that never ran just gets its new steps."""
+    ids = []
+    with engine.begin() as conn:
+        for p in plans:
+            row = {k: p[k] for k in ("name", "library", "data", "metrics", "enabled", "expect", "description",
+                                     "source")}
+            pid = conn.execute(select(rm.RunPlan.plan_id).where(rm.RunPlan.name == p["name"])).scalar()
+            if pid is not None and _same_steps(conn, pid, p["steps"]):
+                conn.execute(update(rm.RunPlan).where(rm.RunPlan.plan_id == pid).values(**row))
+                ids.append(pid)
+                continue
+            if pid is not None:
+                ran = conn.execute(select(rm.RunExecution.execution_id).where(rm.RunExecution.plan_id == pid)
+                                   .limit(1)).first()
+                if ran:
+                    conn.execute(update(rm.RunPlan).where(rm.RunPlan.plan_id == pid).values(
+                        name=f"{p['name']}~{pid}", enabled=False, updated_at=utcnow()))
+                    pid = None
+                else:
+                    _delete_plan_rows(conn, pid)
+                    conn.execute(update(rm.RunPlan).where(rm.RunPlan.plan_id == pid)
+                                 .values(**row, updated_at=utcnow()))
+            if pid is None:
+                pid = conn.execute(insert(rm.RunPlan).values(**row)).inserted_primary_key[0]
+            prev = None
+            for i, s in enumerate(p["steps"]):
+                prev = conn.execute(insert(rm.RunStep).values(
+                    plan_id=pid, ord=i, method=s["method"], params=s["params"], name=s["name"],
+                    depends_on_step_id=prev)).inserted_primary_key[0]
+            ids.append(pid)
+    return ids
+
+
+def load_file(engine: Engine, path: str | Path) -> list[int]:
+    return store_plans(engine, read_file(path))
+
+
+def get_plan(engine: Engine, plan: int | str) -> dict[str, Any]:
+    col = rm.RunPlan.plan_id if isinstance(plan, int) else rm.RunPlan.name
+    with engine.connect() as conn:
+        p = conn.execute(select(rm.RunPlan).where(col == plan)).first()
+        if p is None:
+            raise LookupError(f"no plan {plan!r}: load one with `fcast plan load FILE`")
+        steps = conn.execute(select(rm.RunStep).where(rm.RunStep.plan_id == p.plan_id)
+                             .order_by(rm.RunStep.ord)).all()
+    out = dict(p._mapping)
+    out["steps"] = [dict(s._mapping) for s in steps]
+    return out
+
+
+def plan_names(engine: Engine, enabled_only: bool = False) -> list[str]:
+    q = select(rm.RunPlan.name).order_by(rm.RunPlan.plan_id)
+    if enabled_only:
+        q = q.where(rm.RunPlan.enabled.is_(True))
+    with engine.connect() as conn:
+        return list(conn.execute(q).scalars())
+
+
+def list_plans(engine: Engine) -> pd.DataFrame:
+    """One row per plan: steps, last validation (ok / violations) and last execution status."""
+    sql = """
+        SELECT p.plan_id, p.name, p.data, p.enabled, p.expect,
+               (SELECT COUNT(*) FROM run_step s WHERE s.plan_id = p.plan_id) AS steps,
+               (SELECT COUNT(*) FROM run_validation v WHERE v.plan_id = p.plan_id) AS validated_steps,
+               (SELECT COUNT(*) FROM run_validation v WHERE v.plan_id = p.plan_id AND NOT v.ok) AS failing_steps,
+               (SELECT e.status FROM run_execution e WHERE e.plan_id = p.plan_id
+                ORDER BY e.execution_id DESC LIMIT 1) AS last_run
+        FROM run_plan p ORDER BY p.plan_id"""
+    with engine.connect() as conn:
+        return pd.read_sql(text(sql), conn)

@@ -1,0 +1,244 @@
+"""Runner: executes validated plans step by step against the installed library.
+
+Per step it records run_result (status, times, summary), run_resource (wall, CPU, peak RSS, IO, peak VRAM, device),
+run_error (exception type, message, traceback), run_artifact (model dir, prediction Parquet) and, for evaluate
+steps, run_metric. Each step's rows are committed when the step ends, so a failed step loses nothing of the others;
+steps that need what a failed step should have produced are recorded as skipped.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import math
+import os
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, insert, update
+
+from .. import config
+from ..compat.neuralforecast_adapter import QUIET_TRAINER, decode
+from ..db import run_models as rm
+from ..db.models import utcnow
+from . import data as plan_data
+from .evaluate import evaluate_forecast
+from .loader import get_plan, plan_names
+from .resources import measure
+from .validator import Context, _classify, rules, validate_plan
+
+log = logging.getLogger(__name__)
+FATAL = {"model", "__init__", "fit", "load"}  # later steps need what these produce
+SPLIT = {"predict": "test", "cross_validation": "cv", "predict_insample": "insample"}
+
+
+class PlanNotValidError(RuntimeError):
+    def __init__(self, plan: str, violations: list[Any]):
+        super().__init__(f"plan {plan!r} failed validation: " + "; ".join(
+            f"step {v.step} {v.param}: {v.rule}" for v in violations))
+        self.violations = violations
+
+
+def _quiet() -> None:
+    for name in ("pytorch_lightning", "lightning_fabric", "lightning", "lightning.pytorch", "neuralforecast"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="lightning")
+    warnings.filterwarnings("ignore", module="pytorch_lightning")
+
+
+def _trainer_defaults() -> dict[str, Any]:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return {k: v for k, v in QUIET_TRAINER.items() if k not in ("accelerator", "devices")}
+    except ImportError:  # pragma: no cover
+        pass
+    return dict(QUIET_TRAINER)
+
+
+def _import(qualname: str) -> Any:
+    mod, _, attr = qualname.rpartition(".")
+    return getattr(importlib.import_module(mod), attr)
+
+
+def _frame_summary(df: pd.DataFrame) -> dict[str, Any]:
+    return {"rows": int(len(df)), "columns": [str(c) for c in df.columns]}
+
+
+def _resolve_path(path: str, work_dir: Path) -> str:
+    return path if os.path.isabs(path) else str(work_dir / path)
+
+
+class _Exec:
+    def __init__(self, engine: Engine, plan: dict[str, Any], ctx: Context, work_dir: Path):
+        self.engine, self.plan, self.ctx, self.work_dir = engine, plan, ctx, work_dir
+        self.data = plan_data.load(plan.get("data"))
+        self.models: list[Any] = []
+        self.nf = None
+        self.forecasts: dict[int, tuple[pd.DataFrame, str, str]] = {}  # ord -> (frame, split, step name)
+        self.artifacts: list[dict[str, Any]] = []
+        self.metrics: list[dict[str, Any]] = []
+
+    def args(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {k: decode(v, self.data) for k, v in (params or {}).items()}
+
+    def artifact(self, kind: str, uri: str) -> None:
+        self.artifacts.append({"kind": kind, "uri": uri})
+
+    def run(self, step: dict[str, Any]) -> dict[str, Any]:
+        kind, short, params = step["kind"], step["short"], step["params"]
+        if kind == "model":
+            kw = {**_trainer_defaults(), **self.args(params)}
+            model = _import(step["qualname"])(**kw)
+            self.models.append(model)
+            return {"model": repr(model), "kwargs": sorted(params)}
+        if kind == "evaluate":
+            return self.evaluate(step)
+        from neuralforecast import NeuralForecast
+
+        kw = self.args(params)
+        if short == "__init__":
+            self.nf = NeuralForecast(models=self.models, **kw)
+            return {"models": [repr(m) for m in self.models]}
+        if short == "load":
+            path = _resolve_path(kw.pop("path"), self.work_dir)
+            self.nf = NeuralForecast.load(path=path, **kw)
+            self.models = list(self.nf.models)
+            return {"path": path, "models": [repr(m) for m in self.models]}
+        if self.nf is None:
+            raise RuntimeError("no NeuralForecast object: a NeuralForecast.__init__ or load step must come first")
+        if short == "fit":
+            kw.setdefault("df", self.data["df"])
+            self.nf.fit(**kw)
+            return {"rows": int(len(kw["df"]))}
+        if short == "save":
+            path = _resolve_path(kw.pop("path"), self.work_dir)
+            self.nf.save(path=path, **kw)
+            self.artifact("model_dir", path)
+            return {"path": path, "files": sorted(os.listdir(path))}
+        if short in SPLIT:
+            if short == "cross_validation":
+                kw.setdefault("df", self.data["df"])
+            out = getattr(self.nf, short)(**kw)
+            out = out.reset_index() if "unique_id" not in out.columns else out
+            path = self.work_dir / f"step{step['ord']:02d}_{short}.parquet"
+            out.to_parquet(path, index=False)
+            self.artifact({"predict": "predictions", "cross_validation": "cv_predictions",
+                           "predict_insample": "insample"}[short], str(path))
+            self.forecasts[step["ord"]] = (out, SPLIT[short], step.get("name") or short)
+            return _frame_summary(out)
+        raise ValueError(f"the runner cannot execute {step['qualname']}")
+
+    def evaluate(self, step: dict[str, Any]) -> dict[str, Any]:
+        params = step["params"]
+        names = params.get("metrics") or self.plan.get("metrics") or ["mae", "rmse"]
+        on = params.get("on")
+        cands = {o: f for o, f in self.forecasts.items() if o < step["ord"] and (on is None or f[2] == on)}
+        if not cands:
+            raise _Skip(f"no forecast to evaluate{' named ' + on if on else ''} (did the forecast step fail?)")
+        fc, split, _ = cands[max(cands)]
+        ev = evaluate_forecast(fc, names, self.data["df"], actuals=self.data["test"],
+                               probabilistic=tuple(rules().get("probabilistic_metrics", [])))
+        for r in ev.itertuples(index=False):
+            v = None if r.value is None or (isinstance(r.value, float) and math.isnan(r.value)) else float(r.value)
+            self.metrics.append({"metric": r.metric, "model": r.model, "unique_id": r.unique_id,
+                                 "window": None if r.window is None else int(r.window), "split": split, "value": v})
+        overall = ev[ev["unique_id"].isna() & ev["window"].isna()]
+        return {"split": split, "metrics": {f"{r.model}.{r.metric}": r.value for r in overall.itertuples()}}
+
+
+class _Skip(Exception):
+    pass
+
+
+def run_plan(engine: Engine, plan: int | str, work_root: str | Path | None = None,
+             ctx: Context | None = None) -> dict[str, Any]:
+    """Validate, then execute one plan. Raises PlanNotValidError (nothing executed) when validation fails."""
+    p = get_plan(engine, plan)
+    ctx = ctx or Context(engine, p.get("library") or "neuralforecast")
+    violations = validate_plan(engine, p, ctx)
+    if violations:
+        raise PlanNotValidError(p["name"], violations)
+    _quiet()
+    importlib.import_module(f"{p.get('library') or 'neuralforecast'}.models")  # import time is not step time
+    with engine.begin() as conn:
+        eid = conn.execute(insert(rm.RunExecution).values(plan_id=p["plan_id"], release_id=ctx.release_id,
+                                                          status="running")).inserted_primary_key[0]
+    work_dir = Path(work_root or config.data_home() / "runs") / p["name"] / f"exec{eid}"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    ex = _Exec(engine, p, ctx, work_dir)
+    steps = [dict(s, params=dict(s.get("params") or {})) for s in p["steps"]]
+    for s in steps:
+        _classify(ctx, s)
+    statuses: dict[int, str] = {}
+    blocked = None
+    for s in steps:
+        started = utcnow()
+        ex.artifacts, ex.metrics = [], []
+        err = None
+        summary: dict[str, Any] = {}
+        if blocked is not None:
+            status, summary = "skipped", {"reason": f"step {blocked} failed"}
+            res = None
+        else:
+            with measure() as res:
+                try:
+                    summary = ex.run(s) or {}
+                    status = "success"
+                except _Skip as e:
+                    status, summary = "skipped", {"reason": str(e)}
+                except Exception as e:  # noqa: BLE001 - recorded, the plan goes on
+                    status = "failed"
+                    err = {"exception_type": type(e).__name__, "message": str(e)[:4000],
+                           "traceback": traceback.format_exc()}
+                    summary = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
+            if status == "failed" and s["short"] in FATAL:
+                blocked = s["ord"]
+        statuses[s["ord"]] = status
+        with engine.begin() as conn:
+            conn.execute(insert(rm.RunResult).values(step_id=s["step_id"], execution_id=eid, status=status,
+                                                     started_at=started, ended_at=utcnow(),
+                                                     summary=_jsonable(summary)))
+            if res:
+                conn.execute(insert(rm.RunResource).values(step_id=s["step_id"], execution_id=eid, **res))
+            if err:
+                conn.execute(insert(rm.RunError).values(step_id=s["step_id"], execution_id=eid, **err))
+            for a in ex.artifacts:
+                conn.execute(insert(rm.RunArtifact).values(plan_id=p["plan_id"], step_id=s["step_id"],
+                                                           execution_id=eid, **a))
+            if ex.metrics:
+                conn.execute(insert(rm.RunMetric.__table__),  # type: ignore[attr-defined]
+                             [{"step_id": s["step_id"], "execution_id": eid, **m} for m in ex.metrics])
+    final = "success" if all(v == "success" for v in statuses.values()) else "failed"
+    with engine.begin() as conn:
+        conn.execute(update(rm.RunExecution).where(rm.RunExecution.execution_id == eid)
+                     .values(status=final, ended_at=utcnow(), work_dir=str(work_dir)))
+    return {"plan": p["name"], "execution_id": eid, "status": final, "steps": statuses, "work_dir": str(work_dir)}
+
+
+def _jsonable(v: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(v, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+
+
+def run_plans(engine: Engine, names: list[str] | None = None, enabled_only: bool = True,
+              work_root: str | Path | None = None) -> list[dict[str, Any]]:
+    """Execute plans (default: every enabled one); a plan that fails validation is reported, not executed."""
+    names = names or plan_names(engine, enabled_only=enabled_only)
+    ctxs: dict[str, Context] = {}
+    out = []
+    for n in names:
+        p = get_plan(engine, n)
+        lib = p.get("library") or "neuralforecast"
+        ctx = ctxs.setdefault(lib, Context(engine, lib))
+        try:
+            out.append(run_plan(engine, n, work_root=work_root, ctx=ctx))
+        except PlanNotValidError as e:
+            out.append({"plan": n, "execution_id": None, "status": "invalid",
+                        "violations": [f"step {v.step} {v.param}: {v.rule}" for v in e.violations]})
+    return out

@@ -1,0 +1,568 @@
+"""Pre-flight validation of plans against the registry of the installed release and the compatibility matrix.
+
+Every step is checked before anything runs; the outcome is one ``run_validation`` row per step (ok, violations).
+The rules are data: parameter facts of the registry (names, kinds, required, normalised types, enum values),
+``registry_param_constraint`` rows (ranges, excludes, named cross-argument checks written from ``rules.yaml``
+with source 'rule'), and ``compat_result`` rows (a (model, method, param, value) the matrix recorded as an error).
+A violation names the plan, the step, the argument, the rule and a fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+import inspect
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Callable
+
+import yaml
+from sqlalchemy import Engine, delete, insert, text
+
+from ..compat.registry_view import latest_release, model_classes
+from ..db import run_models as rm
+from ..db.models import JSONType
+from . import data as plan_data
+from .loader import EVALUATE, get_plan, plan_names
+
+RULE_SOURCE = "rule"
+SIMPLE_TYPES = {"int", "float", "bool", "str", "list", "dict", "None", "tuple"}
+CORE_PREFIX = "neuralforecast.core.NeuralForecast."
+NEEDS_NF = {"fit", "predict", "cross_validation", "predict_insample", "save"}
+NEEDS_FIT = {"predict", "predict_insample", "save"}
+FORECASTS = {"predict", "cross_validation", "predict_insample"}
+
+
+@lru_cache(maxsize=1)
+def _rules_text() -> str:
+    return resources.files("fcast_assets.plans").joinpath("rules.yaml").read_text()
+
+
+@lru_cache(maxsize=1)
+def rules() -> dict[str, Any]:
+    return yaml.safe_load(_rules_text())
+
+
+def rules_hash() -> str:
+    import hashlib
+
+    return hashlib.sha256(_rules_text().encode()).hexdigest()[:16]
+
+
+@dataclass
+class Violation:
+    plan: str
+    step: int
+    method: str
+    param: str | None
+    rule: str
+    message: str
+    fix: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------------- rule rows
+def sync_rules(engine: Engine, release_id: int) -> int:
+    """Write rules.yaml's constraints as registry_param_constraint rows (source 'rule') for the release."""
+    with engine.begin() as conn:
+        params = conn.execute(text("""
+            SELECT p.param_id, p.name, s.qualname FROM registry_param p
+            JOIN registry_symbol s ON s.symbol_id = p.symbol_id WHERE s.release_id = :r"""), {"r": release_id}).all()
+        ids = [p.param_id for p in params]
+        conn.execute(text("""DELETE FROM registry_param_constraint WHERE source = :src AND param_id IN
+                             (SELECT p.param_id FROM registry_param p JOIN registry_symbol s
+                              ON s.symbol_id = p.symbol_id WHERE s.release_id = :r)"""),
+                     {"src": RULE_SOURCE, "r": release_id})
+        rows = []
+        by_name: dict[str, list[Any]] = {}
+        for p in params:
+            by_name.setdefault(p.name, []).append(p)
+        for c in rules()["constraints"]:
+            for p in by_name.get(c["param"], []):
+                if fnmatch.fnmatchcase(p.qualname, c["symbol"]):
+                    rows.append({"param_id": p.param_id, "constraint_type": c["type"],
+                                 "spec": {**c["spec"], "fix": c.get("fix"), "symbol": c["symbol"],
+                                          "rules_hash": rules_hash()},
+                                 "message": c.get("message"), "source": RULE_SOURCE})
+        if rows:
+            from ..db.models import RegistryParamConstraint
+
+            conn.execute(insert(RegistryParamConstraint.__table__), rows)  # type: ignore[attr-defined]
+    return len(rows) if ids else 0
+
+
+# ----------------------------------------------------------------------------------------------- registry
+class Context:
+    """What validation reads from the database, once per release (cached per qualname)."""
+
+    def __init__(self, engine: Engine, library: str = "neuralforecast", release_id: int | None = None):
+        self.engine = engine
+        self.library = library
+        self.release_id, self.version = latest_release(engine, library) if release_id is None else (release_id, None)
+        # the rule rows follow rules.yaml and the current scan (a rescan may add parameters): rewrite them (~0.1 s)
+        sync_rules(engine, self.release_id)
+        self.models = {m["qualname"]: m for m in model_classes(engine, self.release_id, f"{library}.models")}
+        self._symbols: dict[str, Any] = {}
+        self._params: dict[str, list[dict[str, Any]]] = {}
+        self._compat = self._load_compat()
+
+    def symbol(self, qualname: str) -> dict[str, Any] | None:
+        if qualname not in self._symbols:
+            with self.engine.connect() as conn:
+                row = conn.execute(text("""
+                    SELECT symbol_id, qualname, kind FROM registry_symbol WHERE release_id = :r AND qualname = :q
+                    UNION ALL
+                    SELECT s.symbol_id, s.qualname, s.kind FROM registry_symbol_alias a
+                    JOIN registry_symbol s ON s.symbol_id = a.symbol_id
+                    WHERE a.release_id = :r AND a.alias_qualname = :q"""), {"r": self.release_id, "q": qualname}).first()
+            self._symbols[qualname] = dict(row._mapping) if row else None
+        return self._symbols[qualname]
+
+    def params(self, qualname: str) -> list[dict[str, Any]]:
+        """Parameters of a callable with their enum values and constraint rows."""
+        if qualname not in self._params:
+            with self.engine.connect() as conn:
+                rows = conn.execute(text("""
+                    SELECT p.param_id, p.name, p.position, p.kind, p.type_norm, p."default", p.has_default, p.required
+                    FROM registry_param p JOIN registry_symbol s ON s.symbol_id = p.symbol_id
+                    WHERE s.release_id = :r AND s.qualname = :q ORDER BY p.position""")
+                    .columns(type_norm=JSONType, default=JSONType), {"r": self.release_id, "q": qualname}).all()
+                ids = [r.param_id for r in rows] or [-1]
+                enums = conn.execute(text(f"""SELECT param_id, value, source FROM registry_param_enum
+                    WHERE param_id IN ({",".join(map(str, ids))}) ORDER BY enum_id""")
+                    .columns(value=JSONType)).all()
+                cons = conn.execute(text(f"""SELECT param_id, constraint_type, spec, message, source
+                    FROM registry_param_constraint WHERE param_id IN ({",".join(map(str, ids))})
+                    ORDER BY constraint_id""").columns(spec=JSONType)).all()
+            out = []
+            for r in rows:
+                d = dict(r._mapping)
+                d["enums"] = [e.value for e in enums if e.param_id == r.param_id]
+                d["constraints"] = [dict(c._mapping) for c in cons if c.param_id == r.param_id]
+                out.append(d)
+            self._params[qualname] = out
+        return self._params[qualname]
+
+    def _load_compat(self) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(text("""
+                SELECT model, method, param, value, value_label, status, exception_type, message, result_id
+                FROM compat_result WHERE release_id = :r AND result_id IN
+                  (SELECT MAX(result_id) FROM compat_result WHERE release_id = :r
+                   GROUP BY model, method, param, scenario, value_label)""").columns(value=JSONType),
+                {"r": self.release_id}).all()
+        out: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        for r in rows:
+            out.setdefault((r.model, r.method, r.param), []).append(dict(r._mapping))
+        return out
+
+    def compat(self, model: str, method: str, param: str) -> list[dict[str, Any]]:
+        return self._compat.get((model, method, param), [])
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+def _canon(v: Any) -> str:
+    return json.dumps(v, sort_keys=True, default=str)
+
+
+def _value_types(v: Any) -> set[str] | None:
+    if isinstance(v, bool):
+        return {"bool"}
+    if isinstance(v, int):
+        return {"int", "float"}
+    if isinstance(v, float):
+        return {"float"}
+    if isinstance(v, str):
+        return {"str"}
+    if isinstance(v, list):
+        return {"list", "tuple"}
+    if v is None:
+        return {"None"}
+    if isinstance(v, dict) and "__data__" in v:
+        return {"DataFrame", "pl_DataFrame"}
+    if isinstance(v, dict) and "__obj__" in v:
+        return {v["__obj__"].rsplit(".", 1)[-1]}
+    if isinstance(v, dict):
+        return {"dict"}
+    return None
+
+
+def _glob_get(table: dict[str, Any], qualname: str) -> Any:
+    for pattern, v in table.items():
+        if fnmatch.fnmatchcase(qualname, pattern):
+            return v
+    return None
+
+
+def _signature_names(targets: str | list[str]) -> set[str] | None:
+    """Parameter names of the first importable callable of ``targets`` (None when none imports)."""
+    for target in [targets] if isinstance(targets, str) else targets:
+        mod, _, attr = target.rpartition(".")
+        try:
+            try:
+                obj = importlib.import_module(mod)
+            except ImportError:
+                mod, _, cls = mod.rpartition(".")
+                obj = getattr(importlib.import_module(mod), cls)
+            return set(inspect.signature(getattr(obj, attr)).parameters)
+        except (ImportError, AttributeError, ValueError, TypeError):
+            continue
+    return None
+
+
+def compat_method(step: dict[str, Any]) -> str:
+    if step["kind"] == "model":
+        return "Model.__init__"
+    return step["method"].split("neuralforecast.core.", 1)[-1]
+
+
+# ----------------------------------------------------------------------------------------------- checks
+# named cross-argument checks: (ctx, plan state, step, param, value, spec) -> [(step, param, message)]
+CheckResult = list[tuple[dict[str, Any], str | None, str]]
+
+
+def _later(state: dict[str, Any], step: dict[str, Any], shorts: list[str]) -> list[dict[str, Any]]:
+    return [s for s in state["steps"] if s["ord"] > step["ord"] and s["short"] in shorts]
+
+
+def check_futr_df_covers_h(ctx, state, step, param, value, spec) -> CheckResult:  # noqa: ANN001
+    out: CheckResult = []
+    cols = list(value or [])
+    if not cols:
+        return out
+    for s in _later(state, step, spec["methods"]):
+        fp = spec["frame_param"]
+        frame = state["frames"].get(s["params"].get(fp, {}).get("__data__")) if isinstance(
+            s["params"].get(fp), dict) else None
+        h = s["params"].get("h") or state["h"]
+        if frame is None:
+            out.append((s, fp, f"model {step['label']} has futr_exog_list {cols} but {s['label']} has no {fp}"))
+            continue
+        missing = [c for c in cols if c not in frame.columns]
+        if missing:
+            out.append((s, fp, f"{fp} lacks the future columns {missing}"))
+        df = state["frames"]["df"]
+        last = df.groupby("unique_id")["ds"].max()
+        short = []
+        for uid, ds in last.items():
+            n = int(((frame["unique_id"] == uid) & (frame["ds"] > ds)).sum())
+            if n < h:
+                short.append(f"{uid}: {n} rows")
+        if short:
+            out.append((s, fp, f"{fp} does not cover h={h} for every series ({', '.join(short)})"))
+    return out
+
+
+def check_columns_in_frame(ctx, state, step, param, value, spec) -> CheckResult:  # noqa: ANN001
+    frame = state["frames"][spec["frame"]]
+    missing = [c for c in value or [] if c not in frame.columns]
+    return [(step, param, f"columns {missing} are not in the data set's {spec['frame']} "
+                          f"(data: {state['plan']['data']}, columns {list(frame.columns)})")] if missing else []
+
+
+def check_static_columns_present(ctx, state, step, param, value, spec) -> CheckResult:  # noqa: ANN001
+    out: CheckResult = []
+    if not value:
+        return out
+    fp = spec["frame_param"]
+    for s in _later(state, step, spec["methods"]):
+        ref = s["params"].get(fp)
+        frame = state["frames"].get(ref.get("__data__")) if isinstance(ref, dict) else None
+        if frame is None:
+            out.append((s, fp, f"model {step['label']} has stat_exog_list {list(value)} but {s['label']} has no {fp}"))
+        else:
+            missing = [c for c in value if c not in frame.columns]
+            if missing:
+                out.append((step, param, f"static columns {missing} are missing from {fp} "
+                                         f"(columns {list(frame.columns)})"))
+    return out
+
+
+def check_n_series_matches(ctx, state, step, param, value, spec) -> CheckResult:  # noqa: ANN001
+    n = state["frames"]["df"]["unique_id"].nunique()
+    if isinstance(value, int) and value != n:
+        return [(step, param, f"n_series={value} but the data has {n} series")]
+    return []
+
+
+_H_LABELS = {"lt": "(< trained h)", "eq": "(= h)", "gt": "(> h)"}
+
+
+def check_h_vs_model_h(ctx, state, step, param, value, spec) -> CheckResult:  # noqa: ANN001
+    if not isinstance(value, int) or isinstance(value, bool):
+        return []
+    unless = spec.get("unless") or {}
+    if unless and all(step["params"].get(k) == v for k, v in unless.items()):
+        return []
+    out: CheckResult = []
+    for m in state["models"]:
+        mh = m["params"].get("h")
+        if not isinstance(mh, int):
+            continue
+        rel = "lt" if value < mh else "gt" if value > mh else "eq"
+        rows = [r for r in ctx.compat(m["qualname"], compat_method(step), "h")
+                if r["value_label"].endswith(_H_LABELS[rel])]
+        if rows:
+            r = rows[-1]
+            if r["status"] == "error":
+                out.append((step, param, f"h={value} vs {m['label']} h={mh}: the compatibility matrix recorded "
+                                         f"{r['exception_type']}: {r['message']} (compat_result {r['result_id']})"))
+        elif (spec.get("fallback") or {}).get(rel) == "reject":
+            out.append((step, param, f"h={value} vs {m['label']} h={mh} is rejected (rule; no matrix row yet)"))
+    return out
+
+
+def check_save_path_free(ctx, state, step, param, value, spec) -> CheckResult:  # noqa: ANN001
+    if not isinstance(value, str) or step["params"].get(spec["overwrite_param"]):
+        return []
+    earlier = [s for s in state["steps"] if s["ord"] < step["ord"] and s["short"] == "save"
+               and s["params"].get("path") == value]
+    if earlier:
+        return [(step, param, f"path {value!r} was already written by {earlier[0]['label']}")]
+    if os.path.isabs(value) and os.path.exists(value) and (not os.path.isdir(value) or os.listdir(value)):
+        return [(step, param, f"path {value!r} exists")]
+    return []
+
+
+def check_capability(ctx, state, step, param, value, spec) -> CheckResult:  # noqa: ANN001
+    caps = (ctx.models.get(step["qualname"]) or {}).get("caps") or {}
+    if value and caps.get(spec["capability"]) is False:
+        return [(step, param, f"{step['qualname'].rsplit('.', 1)[-1]} declares {spec['capability']}=False")]
+    return []
+
+
+CHECKS: dict[str, Callable[..., CheckResult]] = {
+    "capability": check_capability,
+    "futr_df_covers_h": check_futr_df_covers_h, "columns_in_frame": check_columns_in_frame,
+    "static_columns_present": check_static_columns_present, "n_series_matches": check_n_series_matches,
+    "h_vs_model_h": check_h_vs_model_h, "save_path_free": check_save_path_free,
+}
+
+
+def _range_breach(value: Any, spec: dict[str, Any]) -> str | None:
+    values = value if spec.get("each") and isinstance(value, list) else [value]
+    for v in values:
+        if v is None or isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if spec.get("integer") and not isinstance(v, int):
+            return f"{v!r} is not an integer"
+        for op, bad in (("gt", lambda a, b: a <= b), ("ge", lambda a, b: a < b),
+                        ("lt", lambda a, b: a >= b), ("le", lambda a, b: a > b)):
+            if op in spec and bad(v, spec[op]):
+                return f"{v!r} breaks {op} {spec[op]}"
+    return None
+
+
+# ----------------------------------------------------------------------------------------------- steps
+def _classify(ctx: Context, step: dict[str, Any]) -> None:
+    m = step["method"]
+    sym = ctx.symbol(m)
+    step["symbol"] = sym
+    step["qualname"] = sym["qualname"] if sym else m
+    if m == EVALUATE:
+        step["kind"], step["short"], step["params_of"] = "evaluate", "evaluate", None
+    elif sym and sym["kind"] == "class":
+        step["kind"], step["short"], step["params_of"] = "model", "model", sym["qualname"] + ".__init__"
+    else:
+        short = step["qualname"].split(CORE_PREFIX, 1)[-1] if step["qualname"].startswith(CORE_PREFIX) else None
+        step["kind"], step["short"], step["params_of"] = "core", short, step["qualname"] if sym else None
+    what = step["qualname"].rsplit(".", 1)[-1] if step["kind"] == "model" else step.get("name") or step["short"]
+    step["label"] = f"step {step['ord']} ({what})"
+
+
+def _state(ctx: Context, plan: dict[str, Any], out: list[Violation]) -> dict[str, Any]:
+    steps = [dict(s) for s in plan["steps"]]
+    for i, s in enumerate(steps):
+        s.setdefault("ord", i)
+        s["params"] = dict(s.get("params") or {})
+        _classify(ctx, s)
+    try:
+        frames = plan_data.load(plan.get("data"))
+    except KeyError as e:
+        out.append(Violation(plan["name"], -1, "plan", "data", "unknown_data", str(e.args[0]),
+                             f"use one of {sorted(plan_data.DATASETS)}"))
+        frames = plan_data.load("synthetic")
+    models = [s for s in steps if s["kind"] == "model"]
+    hs = [m["params"].get("h") for m in models if isinstance(m["params"].get("h"), int)]
+    return {"plan": plan, "steps": steps, "models": models, "frames": frames, "h": max(hs) if hs else 1}
+
+
+def _check_step(ctx: Context, state: dict[str, Any], step: dict[str, Any]) -> list[tuple[dict, str | None, str, str, str | None, dict]]:
+    """[(step, param, rule, message, fix, detail)]"""
+    found: list[tuple[dict, str | None, str, str, str | None, dict]] = []
+    add = lambda s, p, rule, msg, fix=None, **d: found.append((s, p, rule, msg, fix, d))  # noqa: E731
+    params = step["params"]
+    if step["kind"] == "evaluate":
+        known = rules()["metrics"]
+        for k in params:
+            if k not in ("metrics", "on"):
+                add(step, k, "unknown_argument", f"evaluate takes metrics and on, not {k!r}",
+                    "remove it")
+        forecasts = [s for s in state["steps"] if s["ord"] < step["ord"] and s["short"] in FORECASTS]
+        if params.get("on") is not None:
+            forecasts = [s for s in forecasts if (s.get("name") or s["short"]) == params["on"]]
+        if not forecasts:
+            add(step, "on" if params.get("on") else None, "step_order",
+                f"no forecast step{' named ' + repr(params['on']) if params.get('on') else ''} before evaluate",
+                "add a predict / cross_validation / predict_insample step before it")
+        for metric in params.get("metrics") or state["plan"].get("metrics") or []:
+            if metric not in known:
+                guess = difflib.get_close_matches(metric, known, n=1)
+                add(step, "metrics", "unknown_metric", f"unknown metric {metric!r}",
+                    f"did you mean {guess[0]!r}?" if guess else f"use one of {known}")
+        return found
+    if step["symbol"] is None or step["params_of"] is None:
+        names = [m["name"] for m in ctx.models.values()] + [f"NeuralForecast.{x}" for x in
+                                                            ("fit", "predict", "cross_validation", "save", "load")]
+        guess = difflib.get_close_matches(step["method"].rsplit(".", 1)[-1], names, n=1)
+        add(step, None, "unknown_callable", f"{step['method']} is not in the registry of "
+            f"{ctx.library} (release {ctx.release_id})", f"did you mean {guess[0]}?" if guess else None)
+        return found
+    # order of steps
+    short = step["short"]
+    before = [s for s in state["steps"] if s["ord"] < step["ord"]]
+    has_nf = any(s["short"] in ("__init__", "load") for s in before)
+    if short in NEEDS_NF and not has_nf:
+        add(step, None, "step_order", f"{short} needs a NeuralForecast object",
+            "add a NeuralForecast.__init__ (or load) step before it")
+    if short in NEEDS_FIT and not any(s["short"] in ("fit", "cross_validation", "load") for s in before):
+        add(step, None, "step_order", f"{short} needs fitted models", "add a fit step before it")
+    if short == "__init__" and not state["models"]:
+        add(step, "models", "missing_required", "NeuralForecast needs at least one model step",
+            "add a model step, e.g. {model: MLP, params: {h: 2, input_size: 8}}")
+    reg = ctx.params(step["params_of"])
+    by_name = {p["name"]: p for p in reg}
+    injected = _glob_get(rules().get("injected", {}), step["params_of"]) or []
+    var_kw = next((p for p in reg if p["kind"] == "var_keyword"), None)
+    # unknown names
+    for name in params:
+        if name in by_name and by_name[name]["kind"] not in ("var_keyword", "var_positional"):
+            continue
+        extra: set[str] = set()
+        if var_kw is not None:
+            target = _glob_get(rules().get("var_keyword", {}), step["params_of"])
+            if target is None:
+                continue
+            if target != "strict":
+                names = _signature_names(target)
+                if names is None or name in names:
+                    continue
+                extra = names
+        choices = [p["name"] for p in reg if p["kind"] not in ("var_keyword", "var_positional")] + sorted(extra)
+        guess = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+        add(step, name, "unknown_argument", f"{step['qualname']} has no argument {name!r}",
+            f"did you mean {guess[0]!r}?" if guess else f"remove {name!r}")
+    # missing required
+    for p in reg:
+        if p["required"] and p["kind"] not in ("var_keyword", "var_positional") and p["name"] not in params \
+                and p["name"] not in injected:
+            add(step, p["name"], "missing_required", f"{p['name']} is required by {step['qualname']}",
+                f"add {p['name']} to the step's params")
+    for name, value in params.items():
+        p = by_name.get(name)
+        if p is None or p["kind"] in ("var_keyword", "var_positional"):
+            continue
+        types = set(p.get("type_norm") or [])
+        vt = _value_types(value)
+        if isinstance(value, dict) and "__data__" in value and value["__data__"] not in state["frames"]:
+            add(step, name, "unknown_data", f"no frame {value['__data__']!r} in data set {state['plan']['data']}",
+                f"use one of {sorted(k for k in state['frames'] if k not in ('freq',))}")
+        if not (value is None and (p["has_default"] and p["default"] is None)) and vt is not None and types \
+                and not (vt & types) and (types <= SIMPLE_TYPES or vt <= SIMPLE_TYPES):
+            add(step, name, "type_mismatch", f"{name}={value!r} is {'/'.join(sorted(vt))}, the registry says "
+                f"{' | '.join(p['type_norm'])}", f"pass {' or '.join(t for t in p['type_norm'] if t != 'None')}")
+            continue
+        enums = [e for e in p["enums"] if e is not None]
+        if enums and isinstance(value, str) and all(isinstance(e, str) for e in enums) \
+                and value not in enums and value != p.get("default"):
+            guess = difflib.get_close_matches(value, enums, n=1)
+            add(step, name, "enum_violation", f"{name}={value!r} is not one of {enums}",
+                f"did you mean {guess[0]!r}?" if guess else f"use one of {enums}")
+        for c in p["constraints"]:
+            spec = c["spec"] or {}
+            if c["constraint_type"] == "range":
+                breach = _range_breach(value, spec)
+                if breach:
+                    add(step, name, "range", f"{name}={value!r}: {breach} ({c['message']})", spec.get("fix"))
+            elif c["constraint_type"] == "excludes":
+                other = spec["param"]
+                if value is not None and params.get(other) is not None:
+                    add(step, name, "excludes", f"{name} with {other}: {c['message']}", spec.get("fix"))
+            elif c["constraint_type"] == "custom":
+                fn = CHECKS.get(spec.get("check"))
+                if fn is None:
+                    continue
+                for s, pname, msg in fn(ctx, state, step, name, value, spec):
+                    add(s, pname, spec["check"], f"{msg} ({c['message']})" if c["message"] else msg, spec.get("fix"))
+        # the compatibility matrix: this exact value recorded as an error for the model(s)
+        models = [step] if step["kind"] == "model" else state["models"]
+        if any((c["spec"] or {}).get("compat") == "handled" for c in p["constraints"]):
+            models = []
+        for m in models:
+            for r in ctx.compat(m["qualname"], compat_method(step), name):
+                if r["status"] == "error" and _canon(r["value"]) == _canon(value):
+                    add(step, name, "compat_error", f"{m['qualname'].rsplit('.', 1)[-1]} {compat_method(step)} "
+                        f"{name}={r['value_label']} errored in the compatibility matrix: {r['exception_type']}: "
+                        f"{(r['message'] or '')[:200]}", "choose a value the matrix recorded as ok "
+                        f"(`fcast compat --method {compat_method(step)} --param {name}`)",
+                        compat_result_id=r["result_id"])
+                    break
+    return found
+
+
+def validate_plan(engine: Engine, plan: int | str | dict[str, Any], ctx: Context | None = None,
+                  record: bool = True) -> list[Violation]:
+    """Check every step of a plan; write run_validation (one row per step, replacing earlier ones)."""
+    plan = plan if isinstance(plan, dict) else get_plan(engine, plan)
+    ctx = ctx or Context(engine, plan.get("library") or "neuralforecast")
+    out: list[Violation] = []
+    state = _state(ctx, plan, out)
+    if not state["steps"]:
+        out.append(Violation(plan["name"], -1, "plan", None, "empty_plan", "the plan has no steps", "add steps"))
+    per_step: dict[int, list[dict[str, Any]]] = {s["ord"]: [] for s in state["steps"]}
+    seen = set()
+    for step in state["steps"]:
+        for s, param, rule, msg, fix, detail in _check_step(ctx, state, step):
+            key = (s["ord"], param, rule, msg)
+            if key in seen:
+                continue
+            seen.add(key)
+            v = Violation(plan["name"], s["ord"], s["qualname"], param, rule, msg, fix, detail)
+            out.append(v)
+            per_step[s["ord"]].append({k: getattr(v, k) for k in ("param", "rule", "message", "fix", "detail")})
+    if record and "plan_id" in plan:
+        with engine.begin() as conn:
+            conn.execute(delete(rm.RunValidation).where(rm.RunValidation.plan_id == plan["plan_id"]))
+            rows = [{"step_id": s["step_id"], "plan_id": plan["plan_id"], "release_id": ctx.release_id,
+                     "ok": not per_step[s["ord"]] and not any(v.step == -1 for v in out),
+                     "violations": per_step[s["ord"]] + [{k: getattr(v, k) for k in ("param", "rule", "message",
+                                                          "fix")} for v in out if v.step == -1]}
+                    for s in state["steps"]]
+            if rows:
+                conn.execute(insert(rm.RunValidation.__table__), rows)  # type: ignore[attr-defined]
+    return out
+
+
+def validate_plans(engine: Engine, names: list[str] | None = None) -> dict[str, list[Violation]]:
+    names = names or plan_names(engine)
+    ctxs: dict[str, Context] = {}
+    out = {}
+    for n in names:
+        plan = get_plan(engine, n)
+        lib = plan.get("library") or "neuralforecast"
+        if lib not in ctxs:
+            ctxs[lib] = Context(engine, lib)
+        out[n] = validate_plan(engine, plan, ctxs[lib])
+    return out
+
+
+def violations_frame(results: dict[str, list[Violation]]):  # noqa: ANN201
+    import pandas as pd
+
+    rows = [asdict(v) for vs in results.values() for v in vs]
+    cols = ["plan", "step", "method", "param", "rule", "message", "fix"]
+    return pd.DataFrame(rows, columns=cols + ["detail"])[cols]
