@@ -1,6 +1,7 @@
 """Where fcast keeps its state: one place that reads the environment.
 
-- ``FCAST_HOME``: project data folder (default ``./data`` under the current directory).
+- ``FCAST_HOME``: project data folder (default: ``data/`` of the checkout the package runs from, so the CLI,
+  Dagster and the notebooks share one database; ``./data`` when installed outside a checkout).
 - ``FCAST_DB_URL``: SQLAlchemy URL of the metadata database ``forecast_meta``. Default: the SQLite file
   ``$FCAST_HOME/forecast_meta.db``. Set it to ``postgresql+psycopg://user:pw@host/forecast_meta`` for PostgreSQL.
 - ``FCAST_LAKE``: root of the Delta lake (default ``$FCAST_HOME/forecast_lake``).
@@ -13,7 +14,12 @@ from pathlib import Path
 
 
 def data_home() -> Path:
-    return Path(os.environ.get("FCAST_HOME") or Path.cwd() / "data").resolve()
+    if os.environ.get("FCAST_HOME"):
+        return Path(os.environ["FCAST_HOME"]).resolve()
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").exists():
+        return checkout / "data"
+    return (Path.cwd() / "data").resolve()
 
 
 def default_sqlite_url() -> str:
@@ -26,3 +32,8 @@ def db_url() -> str:
 
 def lake_root() -> str:
     return os.environ.get("FCAST_LAKE") or str(data_home() / "forecast_lake")
+
+
+def reports_dir() -> Path:
+    """Generated reports (compat Markdown, benchmark figures): ``FCAST_REPORTS`` or ``reports/`` beside the data."""
+    return Path(os.environ.get("FCAST_REPORTS") or data_home().parent / "reports").resolve()

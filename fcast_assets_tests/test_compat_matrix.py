@@ -3,7 +3,6 @@ what the library itself does when called the same way."""
 
 from __future__ import annotations
 
-import logging
 
 import dagster as dg
 import pytest
@@ -169,7 +168,7 @@ def test_views_cli_and_rerun(matrix, monkeypatch):
     assert out.exit_code != 0 and "no compat_result row" in out.output
 
 
-def test_compat_asset_materializes_one_model(tmp_path, caplog):
+def test_compat_asset_materializes_one_model(tmp_path, monkeypatch):
     from fcast_assets.defs.compat.assets import compat_matrix
     from fcast_assets.defs.resources import MetadataDB
 
@@ -179,9 +178,10 @@ def test_compat_asset_materializes_one_model(tmp_path, caplog):
 
     init_db(engine)
     scan_and_store("neuralforecast", engine)
-    caplog.set_level(logging.INFO)
+    monkeypatch.setenv("FCAST_REPORTS", str(tmp_path / "reports"))
+    instance = dg.DagsterInstance.ephemeral()
     res = dg.materialize(
-        [compat_matrix], partition_key="neuralforecast", instance=dg.DagsterInstance.ephemeral(),
+        [compat_matrix], partition_key="neuralforecast", instance=instance,
         resources={"meta_db": MetadataDB(url=url)},
         run_config={"ops": {"compat_matrix": {"config": {"models": ["NLinear"],
                                                          "families": ["local_scaler_type"]}}}},
@@ -191,6 +191,10 @@ def test_compat_asset_materializes_one_model(tmp_path, caplog):
     assert meta["models"].value == 1 and meta["cells"].value >= 11
     assert meta["cells_error"].value >= 1 and meta["cells_ok"].value >= 5
     assert "✗" in meta["table NeuralForecast.__init__.local_scaler_type"].value
+    report = (tmp_path / "reports" / "compat_neuralforecast.md").read_text()
+    assert "## NeuralForecast.__init__ · `local_scaler_type`" in report and "NLinear" in report
+    logs = [e.user_message for e in instance.all_logs(res.run_id)]
+    assert any("cells (current model NLinear)" in m for m in logs)  # progress in the run view
 
 
 def test_small_matrix_on_both_databases(engine):
@@ -208,3 +212,51 @@ def test_small_matrix_on_both_databases(engine):
     assert len(view) == 1 and obs == 1
     # re-scanning the registry keeps the compat rows' references valid
     assert scan_and_store("neuralforecast", engine)["status"] == "unchanged"
+
+
+def test_auto_class_cells(tmp_path):
+    """Auto models with the optuna backend: the config trap, deprecated arguments, an invalid backend."""
+    from fcast_assets.db.engine import init_db
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'forecast_meta.db'}")
+    init_db(engine)
+    scan_and_store("neuralforecast", engine)
+    s = run_matrix(engine, "neuralforecast", models=["AutoMLP"], workers=2, cell_timeout=90)
+    rows = {(r.param, r.value_label): r for r in cells(engine, "method = 'Auto.__init__'")}
+    assert s["cells"] == len(rows) > 20
+    assert rows[("config", "tiny config")].status == "ok"
+    trap = rows[("config", "default_override_distribution config")]
+    assert trap.status == "error" and trap.exception_type == "ValueError" and "distribution" in trap.message
+    assert rows[("num_samples", "0")].status == "error"
+    bad_backend = next(r for (p, lab), r in rows.items() if p == "backend" and "outside enum" in lab)
+    assert bad_backend.status == "error" and "backend" in bad_backend.message.lower()
+    assert {r.status for (p, _), r in rows.items() if p == "loss"} == {"ok"}
+
+
+def test_statsforecast_and_mlforecast_share_the_tables(tmp_path):
+    from fcast_assets.compat.probe import view_name
+    from fcast_assets.db.engine import init_db
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'forecast_meta.db'}")
+    init_db(engine)
+    for lib in ("statsforecast", "mlforecast"):
+        scan_and_store(lib, engine)
+    sf = run_matrix(engine, "statsforecast", models=["Naive"], workers=2)
+    mlf = run_matrix(engine, "mlforecast", workers=2)
+    assert sf["cells"] > 20 and mlf["cells"] > 40
+    lvl = cells(engine, "method = 'StatsForecast.forecast' AND param = 'level' AND value_label = '[120]'")
+    assert lvl[0].status == "error" and lvl[0].exception_type == "ValueError"
+    ok = cells(engine, "method = 'StatsForecast.forecast' AND param = 'level' AND value_label = '[80]'")
+    assert ok[0].status == "ok"
+    # mlforecast: level without conformal intervals runs but returns no interval columns -> suspect
+    sus = cells(engine, "method = 'MLForecast.predict' AND param = 'level' AND value_label = '[80]' "
+                        "AND scenario = 'baseline'")
+    assert {r.status for r in sus} == {"suspect"} and all("lo-80" in r.message for r in sus)
+    pi = cells(engine, "method = 'MLForecast.predict' AND param = 'level' AND scenario = 'prediction_intervals' "
+                       "AND value_label LIKE '[80] |%'")
+    assert {r.status for r in pi} == {"ok"}
+    with engine.connect() as conn:
+        libs = set(conn.execute(text("""SELECT DISTINCT l.name FROM compat_result c JOIN registry_release r
+                   ON r.release_id = c.release_id JOIN registry_library l ON l.library_id = r.library_id""")).scalars())
+        n = conn.execute(text(f"SELECT COUNT(*) FROM {view_name('MLForecast.predict', 'level')}")).scalar()
+    assert libs == {"statsforecast", "mlforecast"} and n == 4  # 2 estimators x 2 scenarios

@@ -146,3 +146,21 @@ def test_release_recorded_with_environment(nf_registry):
     import torch
 
     assert env["torch"] == torch.__version__.split("+")[0] or env["torch"] == torch.__version__
+
+
+def test_tables_for_people(nf_registry):
+    from fcast_assets.registry import tables
+
+    engine, _ = nf_registry
+    libs = tables.libraries(engine)
+    row = libs[libs["library"] == "neuralforecast"].iloc[0]
+    assert row["version"] == neuralforecast.__version__ and row["parameters"] > 5000
+    caps = tables.capabilities(engine).set_index("model")
+    assert bool(caps.loc["NHITS", "exog_futr"]) is nf_models.NHITS.EXOGENOUS_FUTR
+    assert bool(caps.loc["TSMixer", "multivariate"]) is nf_models.TSMixer.MULTIVARIATE
+    params = tables.parameters(engine, "neuralforecast.core.NeuralForecast.__init__").set_index("name")
+    assert list(params.index) == list(inspect.signature(NeuralForecast.__init__).parameters)[1:]
+    assert sorted(params.loc["local_scaler_type", "allowed_values"]) == sorted(
+        ["standard", "robust", "robust-iqr", "minmax", "boxcox"])
+    loss = tables.losses(engine).set_index("loss")
+    assert loss.loc["MQLoss", "category"] == "probabilistic" and loss.loc["MAE", "output_type"] == "point"

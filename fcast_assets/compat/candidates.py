@@ -14,6 +14,8 @@ def label(value: Any, note: str | None = None) -> str:
     elif isinstance(value, dict) and "__obj__" in value:
         kw = ", ".join(f"{k}={v!r}" for k, v in value.get("kwargs", {}).items())
         text = f"{value['__obj__'].rsplit('.', 1)[1]}({kw})"
+    elif isinstance(value, dict) and "__config__" in value:
+        text = f"{value['__config__']} config" + (f" (num_samples={value['num_samples']})" if "num_samples" in value else "")
     elif isinstance(value, dict) and "__data__" in value:
         text = value["__data__"]
     elif isinstance(value, dict) and "__path__" in value:

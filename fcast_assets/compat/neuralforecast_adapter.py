@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 
 from .candidates import INVALID_ENUM, candidates, label
 from .postconditions import check_columns, check_cross_validation, check_forecast
-from .registry_view import loss_classes, model_classes, params_of
+from .registry_view import auto_classes, loss_classes, model_classes, params_of
 from .runner import Cell, Group
 
 H = 2
@@ -43,20 +43,37 @@ _NOT_CONSTRUCTOR_CELLS = {"h", "input_size", "n_series", "loss", "valid_loss", "
 
 
 @lru_cache(maxsize=1)
+def _cells_file() -> dict[str, Any]:
+    return yaml.safe_load(resources.files("fcast_assets.compat").joinpath("neuralforecast_cells.yaml").read_text())
+
+
 def catalogue() -> list[dict[str, Any]]:
-    text = resources.files("fcast_assets.compat").joinpath("neuralforecast_cells.yaml").read_text()
-    return yaml.safe_load(text)["cells"]
+    return _cells_file()["cells"]
+
+
+def auto_catalogue() -> list[dict[str, Any]]:
+    return _cells_file()["auto_cells"]
 
 
 def prepare() -> None:
     """Import once in the parent (forked workers inherit it) and quiet the trainer."""
+    import optuna
     import torch
 
     importlib.import_module("neuralforecast")
+    importlib.import_module("neuralforecast.auto")
     torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     for name in ("pytorch_lightning", "lightning_fabric", "lightning", "lightning.pytorch"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")
+    # no network at run time: a model that wants hub weights (TimeLLM's default LLM) fails at once, recorded
+    # (fcast_assets sets HF_HUB_OFFLINE before any import; this covers a hub module imported earlier)
+    try:
+        import huggingface_hub.constants as hub
+
+        hub.HF_HUB_OFFLINE = hub.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE") == "1"
+    except ImportError:
+        pass
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -153,15 +170,21 @@ class NeuralForecastAdapter:
                             for m in ("__init__", "fit", "predict", "cross_validation", "predict_insample",
                                       "save", "load")}
         self.pi_params = {p["name"]: p for p in params_of(engine, release_id, PI + ".__init__")}
+        self.autos = {a["qualname"]: a for a in auto_classes(engine, release_id, "neuralforecast.auto")}
+        for q in self.autos:
+            self.init_params[q] = params_of(engine, release_id, q + ".__init__")
+        for a in self.autos.values():  # the tuned model's constructor, for the tiny config
+            if a["auto_of"] not in self.init_params:
+                self.init_params[a["auto_of"]] = params_of(engine, release_id, a["auto_of"] + ".__init__")
 
     prepare = staticmethod(prepare)
 
     # planning ----------------------------------------------------------------------------------------
     def select_models(self, names: list[str] | None) -> list[str]:
         if not names:
-            return sorted(self.models)
-        by_name = {m["name"]: q for q, m in self.models.items()}
-        unknown = [n for n in names if n not in by_name and n not in self.models]
+            return sorted(self.models) + sorted(self.autos)
+        by_name = {m["name"]: q for q, m in {**self.models, **self.autos}.items()}
+        unknown = [n for n in names if n not in by_name and n not in self.models and n not in self.autos]
         if unknown:
             raise ValueError(f"unknown {self.library} model(s) {unknown}: known {sorted(by_name)}")
         return [by_name.get(n, n) for n in names]
@@ -169,6 +192,8 @@ class NeuralForecastAdapter:
     def calibration_groups(self, models: list[str]) -> list[Group]:
         groups = []
         for q in models:
+            if q in self.autos:
+                continue
             base = baseline_kwargs(self.init_params[q], INPUT_SIZES[0])
             cells = [Cell(q, "Model.__init__", "input_size", s, label(s, "baseline calibration"),
                           spec={"kind": "fit_predict", "model_kwargs": {"input_size": s}}) for s in INPUT_SIZES]
@@ -182,6 +207,10 @@ class NeuralForecastAdapter:
     def plan(self, models: list[str], input_sizes: dict[str, int], families: set[str] | None = None) -> list[Group]:
         groups: list[Group] = []
         for q in models:
+            if q in self.autos:
+                if not families or "auto" in families or "Auto" in families:
+                    groups += self._auto_groups(q, input_sizes)
+                continue
             base = baseline_kwargs(self.init_params[q], input_sizes[q])
             by_group: dict[str, list[Cell]] = {"fits": [], "base": [], "pi": [], "futr": []}
             loss_cells: list[dict[str, Any]] = []
@@ -306,6 +335,76 @@ class NeuralForecastAdapter:
                                   {"kind": "fit_predict", "model_kwargs": {n: v}}))
         return cells
 
+    def auto_input_size(self, q: str, input_sizes: dict[str, int]) -> int:
+        return input_sizes.get(self.autos[q]["auto_of"]) or 8
+
+    def _auto_groups(self, q: str, input_sizes: dict[str, int]) -> list[Group]:
+        model_q = self.autos[q]["auto_of"]
+        tiny = {k: v for k, v in baseline_kwargs(self.init_params[model_q], self.auto_input_size(q, input_sizes)).items()
+                if k not in ("h", "loss", "valid_loss")}
+        auto_base = {k: v for k, v in baseline_kwargs(self.init_params[q], 0).items()
+                     if k not in QUIET_TRAINER and k != "input_size"}
+        auto_base.update(backend="optuna", num_samples=1, config={"__config__": "tiny"})
+        params = {p["name"]: p for p in self.init_params[q]}
+        cells = []
+        for entry in auto_catalogue():
+            param = entry["param"]
+            if param not in params:
+                continue
+            values = candidates(params[param], N_POINTS) if entry.get("generic") else []
+            for v in entry.get("values", []):
+                if all(json.dumps(v, sort_keys=True) != json.dumps(x, sort_keys=True) for x, _ in values):
+                    values.append((v, label(v)))
+            for v, lab in values:
+                kw: dict[str, Any] = {param: v}
+                if isinstance(v, dict) and "__config__" in v and "num_samples" in v:
+                    kw["num_samples"] = v["num_samples"]
+                if param == "backend" and v in (entry.get("config_for") or {}):
+                    kw["config"] = {"__config__": entry["config_for"][v]}
+                spec: dict[str, Any] = {"kind": "auto_fit", "auto_kwargs": kw}
+                t = (entry.get("timeout") or {}).get(json.dumps(v))
+                if t:
+                    spec["timeout"] = t
+                cells.append(Cell(q, "Auto.__init__", param, v, lab, "optuna", spec))
+        setup = {"kind": "data", "model": q, "model_kwargs": auto_base, "tiny_config": tiny, "nf_kwargs": {"freq": "D"},
+                 "fit_kwargs": {"val_size": H}, "data": {"ds_kind": "datetime", "exog": []}}
+        return [Group(f"{q}:auto", q, setup, cells)]
+
+    def _auto_config(self, spec: Any, setup: dict[str, Any]) -> Any:
+        """Build a config value: a callable (optuna), a dict (ray), or the class's default (None)."""
+        if not (isinstance(spec, dict) and "__config__" in spec):
+            return spec
+        tiny = dict(setup["tiny_config"])
+        kind = spec["__config__"]
+        mod, _, attr = setup["model"].rpartition(".")
+        auto_cls = getattr(importlib.import_module(mod), attr)
+        n_series = setup["model_kwargs"].get("n_series")
+
+        def default(trial):
+            kw = {"n_series": n_series} if n_series else {}
+            return auto_cls.get_default_config(h=H, backend="optuna", **kw)(trial)
+
+        constants = {k: v for k, v in tiny.items() if k != "input_size"}
+        if kind == "tiny":
+            return lambda trial: dict(tiny)
+        if kind == "tiny_dict":
+            return dict(tiny)
+        if kind == "default_override_constant":  # the default search space, with tiny constant training
+            return lambda trial: {**default(trial), **constants}
+        if kind == "default_override_distribution":  # same key again with another distribution kind
+            return lambda trial: {**default(trial), **constants,
+                                  "input_size": trial.suggest_int("input_size", 2, 8)}
+        if kind == "dynamic_space":  # a categorical whose choices change between calls
+            calls = {"n": 0}
+
+            def dynamic(trial):
+                calls["n"] += 1
+                choices = [4, 8] if calls["n"] <= 2 else [8, 16]
+                return {**tiny, "input_size": trial.suggest_categorical("input_size", choices)}
+
+            return dynamic
+        raise ValueError(f"unknown config spec {kind!r}")
+
     # execution (in forked processes) -------------------------------------------------------------------
     def _build(self, setup: dict[str, Any], spec: dict[str, Any], data: dict[str, Any]):
         from neuralforecast import NeuralForecast
@@ -350,6 +449,19 @@ class NeuralForecastAdapter:
             call = {k: decode(v, data) for k, v in spec.get("predict_kwargs", {}).items()}
             out = nf.predict(**call)
             return check_forecast(out, last_ds=data["last_ds"], h=nf.h, freq=data["freq"], model_names=names)
+        if kind == "auto_fit":
+            from neuralforecast import NeuralForecast
+
+            data = state["data"]
+            mod, _, attr = s["model"].rpartition(".")
+            cls = getattr(importlib.import_module(mod), attr)
+            kwargs = {**s["model_kwargs"], **spec["auto_kwargs"]}
+            kwargs = {k: (self._auto_config(v, s) if k == "config" else decode(v, data)) for k, v in kwargs.items()}
+            nf = NeuralForecast(models=[cls(**kwargs)], freq=data["freq"])
+            nf.fit(df=data["df"], **s["fit_kwargs"])
+            out = nf.predict()
+            return check_forecast(out, last_ds=data["last_ds"], h=nf.h, freq=data["freq"],
+                                  model_names=[repr(m) for m in nf.models])
         data, nf = state["data"], state["nf"]
         names = [repr(m) for m in nf.models]
         if kind == "predict":

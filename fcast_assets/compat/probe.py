@@ -3,6 +3,7 @@ registry_model_loss_compat, per-(method, param) views)."""
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 import time
@@ -15,7 +16,11 @@ from ..db import models as m
 from .registry_view import latest_release
 from .runner import Cell, Group, run_groups
 
-ADAPTERS = {"neuralforecast": "fcast_assets.compat.neuralforecast_adapter:NeuralForecastAdapter"}
+ADAPTERS = {
+    "neuralforecast": "fcast_assets.compat.neuralforecast_adapter:NeuralForecastAdapter",
+    "statsforecast": "fcast_assets.compat.frame_adapter:StatsForecastAdapter",
+    "mlforecast": "fcast_assets.compat.frame_adapter:MLForecastAdapter",
+}
 
 Progress = Callable[[int, int, str], None]
 
@@ -95,20 +100,21 @@ def run_matrix(
         calib = adapter.calibration_groups(chosen)
         rec = _Recorder(engine, run_id, release_id, sum(len(g.cells) for g in calib), progress)
         run_groups(adapter, calib, workers=workers, cell_timeout=cell_timeout, on_result=rec)
-        sizes: dict[str, int] = {}
+        sizes: dict[str, Any] = {}  # model -> the first calibration value (in the adapter's order) that ran
         reasons: dict[str, str] = {}
-        for cell, res in rec.results:
-            if res["status"] == "ok" and cell.model not in sizes:
-                sizes[cell.model] = min(cell.value, sizes.get(cell.model, cell.value))
-            elif res["status"] != "ok":
-                reasons.setdefault(cell.model, f"{res.get('exception_type')}: {res.get('message')}")
-        for cell, res in rec.results:  # smallest passing size
-            if res["status"] == "ok":
-                sizes[cell.model] = min(sizes[cell.model], cell.value)
+        outcome = {(c.model, json.dumps(c.value)): r for c, r in rec.results}
+        for g in calib:
+            for c in g.cells:
+                r = outcome.get((c.model, json.dumps(c.value)), {})
+                if r.get("status") == "ok":
+                    sizes.setdefault(c.model, c.value)
+                else:
+                    reasons.setdefault(c.model, f"{r.get('exception_type')}: {r.get('message')}")
         # phase 2: every cell, on the calibrated baselines; models without one are skipped with the reason
-        runnable = [q for q in chosen if q in sizes]
+        calibrated = {g.model for g in calib}
+        runnable = [q for q in chosen if q in sizes or q not in calibrated]
         groups = adapter.plan(runnable, sizes, set(families) if families else None)
-        unrunnable = adapter.plan([q for q in chosen if q not in sizes],
+        unrunnable = adapter.plan([q for q in chosen if q not in runnable],
                                   {q: 0 for q in chosen}, set(families) if families else None)
         rec.total += sum(len(g.cells) for g in groups) + sum(len(g.cells) for g in unrunnable)
         for g in unrunnable:
@@ -204,7 +210,8 @@ def _model_loss(conn, run_id: int, release_id: int) -> None:
 # ------------------------------------------------------------------------------------------------ views
 _VIEW_PREFIX = {"NeuralForecast.__init__": "init", "NeuralForecast.fit": "fit", "NeuralForecast.predict": "predict",
                 "NeuralForecast.cross_validation": "cv", "NeuralForecast.predict_insample": "insample",
-                "NeuralForecast.save": "save", "NeuralForecast.load": "load", "Model.__init__": "model"}
+                "NeuralForecast.save": "save", "NeuralForecast.load": "load", "Model.__init__": "model",
+                "Auto.__init__": "auto"}
 
 
 def view_name(method: str, param: str) -> str:

@@ -47,18 +47,22 @@ def params_of(engine: Engine, release_id: int, qualname: str) -> list[dict[str, 
     return [{**dict(r._mapping), "enums": by_id.get(r.param_id, [])} for r in rows]
 
 
-def model_classes(engine: Engine, release_id: int, module: str) -> list[dict[str, Any]]:
-    """Classes exported by ``module`` that declare capability flags, with their declared capabilities."""
+def model_classes(engine: Engine, release_id: int, module: str,
+                  marks: tuple[str, ...] = ("exog_futr", "multivariate")) -> list[dict[str, Any]]:
+    """Classes exported by ``module`` that declare one of the ``marks`` capabilities (model classes), with
+    their declared capabilities."""
     with engine.connect() as conn:
         rows = _rows(conn, """
             SELECT DISTINCT s.symbol_id, s.qualname, s.name, c.capability_code, c.value
-            FROM registry_symbol_alias a JOIN registry_symbol s ON s.symbol_id = a.symbol_id
+            FROM registry_symbol s
             JOIN registry_symbol_capability c ON c.symbol_id = s.symbol_id AND c.source = 'declared'
-            WHERE a.release_id = :r AND a.module = :m AND s.kind = 'class' ORDER BY s.name""", r=release_id, m=module)
+            WHERE s.release_id = :r AND s.kind = 'class' AND s.is_public AND (s.module = :m OR s.symbol_id IN
+                  (SELECT symbol_id FROM registry_symbol_alias WHERE release_id = :r AND module = :m))
+            ORDER BY s.name""", r=release_id, m=module)
     out: dict[str, dict[str, Any]] = {}
     for sid, q, name, code, value in rows:
         out.setdefault(q, {"symbol_id": sid, "qualname": q, "name": name, "caps": {}})["caps"][code] = value
-    return [m for m in out.values() if "exog_futr" in m["caps"] or "multivariate" in m["caps"]]
+    return [m for m in out.values() if any(k in m["caps"] for k in marks)]
 
 
 def loss_classes(engine: Engine, release_id: int) -> list[dict[str, Any]]:
@@ -80,3 +84,15 @@ def loss_classes(engine: Engine, release_id: int) -> list[dict[str, Any]]:
         d["kwargs"] = ev.get("constructed_with") or {}
         out.append(d)
     return out
+
+
+def auto_classes(engine: Engine, release_id: int, module: str) -> list[dict[str, Any]]:
+    """Auto classes exported by ``module`` with the model class each one tunes (capability auto_of)."""
+    with engine.connect() as conn:
+        rows = _rows(conn, """
+            SELECT DISTINCT s.qualname, s.name, c.value FROM registry_symbol s
+            JOIN registry_symbol_capability c ON c.symbol_id = s.symbol_id AND c.capability_code = 'auto_of'
+            WHERE s.release_id = :r AND s.kind = 'class' AND s.is_public AND (s.module = :m OR s.symbol_id IN
+                  (SELECT symbol_id FROM registry_symbol_alias WHERE release_id = :r AND module = :m))
+            ORDER BY s.name""", r=release_id, m=module)
+    return [{"qualname": q, "name": n, "auto_of": v} for q, n, v in rows]

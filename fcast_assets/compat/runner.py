@@ -166,7 +166,7 @@ def _group_process(adapter: Adapter, group: Group, fd: int, cell_timeout: float)
         return
     setup_s = time.perf_counter() - t0
     for i, cell in enumerate(group.cells):
-        res = run_cell_isolated(adapter, state, cell, cell_timeout)
+        res = run_cell_isolated(adapter, state, cell, float(cell.spec.get("timeout") or cell_timeout))
         res.update(i=i, setup_seconds=round(setup_s, 3))
         _write_line(fd, res)
 

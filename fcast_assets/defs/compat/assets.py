@@ -1,7 +1,6 @@
 """Compat stage: the compatibility matrix, executed against the installed library (one partition per library
 with a prober adapter; run config narrows it to some models or cell families)."""
 
-from pathlib import Path
 
 import dagster as dg
 
@@ -43,7 +42,7 @@ def compat_matrix(context: dg.AssetExecutionContext, config: CompatConfig, meta_
 
     s = run_matrix(engine, context.partition_key, models=config.models or None, families=config.families or None,
                    workers=config.workers, cell_timeout=config.cell_timeout, progress=progress)
-    report = write_report(engine, Path(fcast_config.data_home()) / "reports" / f"compat_{context.partition_key}.md",
+    report = write_report(engine, fcast_config.reports_dir() / f"compat_{context.partition_key}.md",
                           library=context.partition_key)
     tables = {}
     df = latest_results(engine, library=context.partition_key)

@@ -1,0 +1,60 @@
+"""Copy the latest benchmark figures (reports/scan_bench.json, reports/compat_bench.json) into README.md
+between the BENCH / COMPAT-BENCH markers.
+
+    uv run python benchmarks/update_readme.py
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _replace(text: str, marker: str, body: str) -> str:
+    pattern = re.compile(rf"(<!-- {marker}:START -->\n).*?(<!-- {marker}:END -->)", re.S)
+    return pattern.sub(lambda m: m.group(1) + body.rstrip() + "\n" + m.group(2), text)
+
+
+def scan_table(rows: list[dict]) -> str:
+    out = ["Measured by `benchmarks/scan_bench.py` (each library in a fresh process: interpreter start, import and",
+           "scan included; 2-core machine, SQLite):", "",
+           "| library | version | modules | classes | functions | methods | parameters | enum values | import failures "
+           "| scan s (import incl.) | wall s (new process) |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        c = r["counts"]
+        out.append(f"| {r['library']} | {r['version']} | {c['modules']} | {c['classes']} | {c['functions']} | "
+                   f"{c['methods']} | {c['parameters']} | {c['enum_values']} | {c['import_failures']} | "
+                   f"{r['scan_seconds']:.1f} | {r['wall_seconds']:.1f} |")
+    return "\n".join(out)
+
+
+def compat_text(fig: dict) -> str:
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(fig["counts"].items()))
+    return "\n".join([
+        f"**Benchmark** (`benchmarks/compat_bench.py`, {fig['library']} {fig['version']}, {fig['cpus']}-core "
+        f"machine, {fig['workers']} workers, cell timeout 60 s): the full matrix — {fig['models']} model and Auto "
+        f"classes, **{fig['cells']} cells** ({counts}) — ran in **{fig['matrix_wall_seconds'] / 60:.1f} minutes**, "
+        f"**{fig['cells_per_second']} cells per second** (the registry scan before it: {fig['scan_seconds']} s). "
+        f"Declared vs observed exogenous capabilities: {len(fig['capability_mismatches'])} disagreement(s). "
+        f"The full report with every correspondence table is `reports/compat_{fig['library']}.md` "
+        f"(a copy of this run: [docs/compat_{fig['library']}.md](docs/compat_{fig['library']}.md)).",
+    ])
+
+
+def main() -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    scan = ROOT / "reports" / "scan_bench.json"
+    if scan.exists():
+        text = _replace(text, "BENCH", scan_table(json.loads(scan.read_text())))
+    compat = ROOT / "reports" / "compat_bench.json"
+    if compat.exists():
+        text = _replace(text, "COMPAT-BENCH", compat_text(json.loads(compat.read_text())))
+    readme.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

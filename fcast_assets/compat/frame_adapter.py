@@ -1,0 +1,188 @@
+"""A declarative adapter for libraries with a core class over a list of models (statsforecast's StatsForecast,
+mlforecast's MLForecast). Each library is one YAML file: the core class, how models are found (registry
+module, or a fixed list of estimators), the calibration, and the cells as *steps* (core method calls) into
+which the probed value is injected. Same tables, same runner, same post-conditions as neuralforecast.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+import logging
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import yaml
+from sqlalchemy import Engine
+
+from .candidates import candidates, label
+from .neuralforecast_adapter import H, N_IDS, N_POINTS, baseline_kwargs, build_data, decode
+from .postconditions import check_cross_validation, check_forecast
+from .registry_view import model_classes, params_of
+from .runner import Cell, Group
+
+
+def _import(qualname: str) -> Any:
+    mod, _, attr = qualname.rpartition(".")
+    return getattr(importlib.import_module(mod), attr)
+
+
+@lru_cache(maxsize=4)
+def load_spec(name: str) -> dict[str, Any]:
+    return yaml.safe_load(resources.files("fcast_assets.compat").joinpath(f"{name}_cells.yaml").read_text())
+
+
+class FrameAdapter:
+    spec_name: str = ""
+
+    def __init__(self, engine: Engine, release_id: int, work_dir: str):
+        self.spec = load_spec(self.spec_name)
+        self.library = self.spec["library"]
+        self.release_id, self.work_dir = release_id, work_dir
+        core = self.spec["core"]
+        self.core_params = {m.split(".")[-1]: {p["name"]: p for p in params_of(engine, release_id, f"{core}.{m}")}
+                            for m in self.spec["methods"]}
+        self.core_params["__init__"] = {p["name"]: p for p in params_of(engine, release_id, f"{core}.__init__")}
+        if "models_module" in self.spec:
+            found = model_classes(engine, release_id, self.spec["models_module"], tuple(self.spec["model_marks"]))
+            skip = set(self.spec.get("skip_models", []))
+            self.models = {m["qualname"]: m for m in found if not m["name"].startswith("_") and m["name"] not in skip}
+            self.init_params = {q: params_of(engine, release_id, q + ".__init__") for q in self.models}
+        else:  # estimators from another library (sklearn): not in the registry, constructed with defaults
+            self.models = {q: {"qualname": q, "name": q.rsplit(".", 1)[1]} for q in self.spec["estimators"]}
+            self.init_params = {q: [] for q in self.models}
+
+    def prepare(self) -> None:
+        importlib.import_module(self.spec["import"])
+        for q in self.spec.get("prepare_imports", []):
+            importlib.import_module(q)
+        logging.getLogger(self.spec["import"]).setLevel(logging.ERROR)
+
+    def select_models(self, names: list[str] | None) -> list[str]:
+        if not names:
+            return sorted(self.models)
+        by_name = {m["name"]: q for q, m in self.models.items()}
+        unknown = [n for n in names if n not in by_name and n not in self.models]
+        if unknown:
+            raise ValueError(f"unknown {self.library} model(s) {unknown}: known {sorted(by_name)}")
+        return [by_name.get(n, n) for n in names]
+
+    # planning ----------------------------------------------------------------------------------------
+    def _model_kwargs(self, q: str, calibrated: Any) -> dict[str, Any]:
+        kw = {k: v for k, v in baseline_kwargs(self.init_params[q], 0).items()
+              if k in {p["name"] for p in self.init_params[q] if p["required"]}}
+        cal = self.spec.get("calibration")
+        if cal and calibrated is not None and any(p["name"] == cal["param"] for p in self.init_params[q]):
+            kw[cal["param"]] = calibrated
+        kw.update(self.spec.get("model_overrides", {}).get(self.models[q]["name"], {}))
+        return kw
+
+    def _setup(self, q: str, calibrated: Any) -> dict[str, Any]:
+        return {"kind": "data", "model": q, "model_kwargs": self._model_kwargs(q, calibrated),
+                "core_kwargs": dict(self.spec["core_kwargs"]), "data": {"ds_kind": "datetime", "exog": []},
+                "warmup": self.spec["methods"][self.spec["warmup"]]}
+
+    def calibration_groups(self, models: list[str]) -> list[Group]:
+        cal = self.spec.get("calibration")
+        groups = []
+        for q in models:
+            has = cal and any(p["name"] == cal["param"] for p in self.init_params[q])
+            values = cal["values"] if has else [None]
+            method = self.spec["warmup"]
+            cells = []
+            for v in values:
+                steps = copy.deepcopy(self.spec["methods"][method])
+                mk = {cal["param"]: v} if has else {}
+                cells.append(Cell(q, "Model.__init__", cal["param"] if has else "baseline", v,
+                                  label(v, "baseline calibration") if has else "baseline",
+                                  spec={"steps": steps, "model_kwargs": mk}))
+            groups.append(Group(f"{q}:calibrate", q, self._setup(q, None), cells))
+        return groups
+
+    def plan(self, models: list[str], calibrated: dict[str, Any], families: set[str] | None = None) -> list[Group]:
+        groups = []
+        for q in models:
+            cells: list[Cell] = []
+            for entry in self.spec["cells"]:
+                short = entry["method"].split(".")[-1]
+                if families and short not in families and entry["param"] not in families:
+                    continue
+                cells += self._cells_for(q, entry)
+            if cells:
+                groups.append(Group(f"{q}:cells", q, self._setup(q, calibrated.get(q)), cells))
+        return groups
+
+    def _cells_for(self, q: str, entry: dict[str, Any]) -> list[Cell]:
+        method, param = entry["method"], entry["param"]
+        short = method.split(".")[-1]
+        values: list[tuple[Any, str]] = []
+        if entry.get("generic"):
+            p = self.core_params.get(short, {}).get(param)
+            if p is not None:
+                values = candidates(p, N_POINTS)
+        for v in entry.get("values", []):
+            if all(json.dumps(v, sort_keys=True) != json.dumps(x, sort_keys=True) for x, _ in values):
+                values.append((v, label(v)))
+        run_method = entry.get("run", method)
+        cells = []
+        for v, lab in values:
+            steps = copy.deepcopy(self.spec["methods"][run_method])
+            spec: dict[str, Any] = {"steps": steps, "data": entry.get("data")}
+            if short == "__init__":
+                spec["core_kwargs"] = {param: v}
+            else:
+                target = next(s for s in steps if s["op"] == entry.get("inject", short))
+                target["kwargs"] = {**target.get("kwargs", {}), param: v}
+            for op, extra in (entry.get("with") or {}).items():
+                for s in steps:
+                    if s["op"] == op:
+                        s["kwargs"] = {**s.get("kwargs", {}), **extra}
+            lab = lab + (f" | {entry['scenario']}" if entry.get("scenario") else "")
+            cells.append(Cell(q, method, param, v, lab, entry.get("scenario", "baseline"), spec))
+        return cells
+
+    # execution ---------------------------------------------------------------------------------------
+    def setup(self, group: Group) -> dict[str, Any]:
+        state = {"setup": group.setup}
+        try:  # compile the model's kernels once (numba) so every forked cell inherits them
+            self.run(state, Cell(group.model, "warmup", "warmup", None, "warmup", spec={"steps": group.setup["warmup"]}))
+        except Exception:  # noqa: BLE001 - the cells will record the failure themselves
+            pass
+        return state
+
+    def run(self, state: dict[str, Any], cell: Cell) -> list[str]:
+        s, spec = state["setup"], cell.spec
+        d = spec.get("data") or s["data"]
+        data = build_data(d["ds_kind"], tuple(d["exog"]))
+        model = _import(s["model"])(**{k: decode(v, data) for k, v in {**s["model_kwargs"],
+                                                                         **spec.get("model_kwargs", {})}.items()})
+        core_kwargs = {**s["core_kwargs"], "freq": data["freq"], **spec.get("core_kwargs", {})}
+        core = _import(self.spec["core"])(models=[model], **{k: decode(v, data) for k, v in core_kwargs.items()})
+        names = [type(model).__name__ if self.spec.get("model_name") == "class" else repr(model)]
+        breaches: list[str] = []
+        for step in spec["steps"]:
+            kwargs = {k: decode(v, data) for k, v in step.get("kwargs", {}).items()}
+            out = getattr(core, step["op"])(**kwargs)
+            check = step.get("check")
+            if check == "forecast":
+                breaches += check_forecast(out, last_ds=data["last_ds"], h=kwargs.get("h", H), freq=data["freq"],
+                                           model_names=names, level=kwargs.get("level"))
+            elif check == "cv":
+                breaches += check_cross_validation(out, n_ids=N_IDS, h=kwargs.get("h", H),
+                                                   n_windows=kwargs.get("n_windows", 1)
+                                                   if kwargs.get("test_size") is None else None,
+                                                   model_names=names, level=kwargs.get("level"))
+        return breaches
+
+    def cleanup(self) -> None:
+        pass
+
+
+class StatsForecastAdapter(FrameAdapter):
+    spec_name = "statsforecast"
+
+
+class MLForecastAdapter(FrameAdapter):
+    spec_name = "mlforecast"
