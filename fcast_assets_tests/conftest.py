@@ -76,3 +76,15 @@ def nf_registry(tmp_path_factory):
     eng = make_engine(url)
     yield eng, result
     eng.dispose()
+
+
+def scanned_db(folder, *libraries: str):
+    """(engine, url) of a fresh SQLite metadata DB in ``folder`` with ``libraries`` scanned into it."""
+    from fcast_assets.registry import scan_and_store
+
+    url = f"sqlite:///{folder / 'forecast_meta.db'}"
+    eng = make_engine(url)
+    init_db(eng)
+    for lib in libraries or ("neuralforecast",):
+        scan_and_store(lib, eng)
+    return eng, url

@@ -13,9 +13,10 @@ from fcast_assets.cli import main
 from fcast_assets.compat.candidates import INVALID_ENUM
 from fcast_assets.compat.probe import run_matrix
 from fcast_assets.compat.tables import correspondence, rerun_cell
-from fcast_assets.db.engine import make_engine
 from fcast_assets.db.models import JSONType
 from fcast_assets.registry import scan_and_store
+
+from .conftest import scanned_db
 
 MODELS = ["MLP", "NLinear"]
 FAMILIES = ["local_scaler_type", "level", "quantiles", "loss", "futr_exog_list", "hist_exog_list",
@@ -24,12 +25,7 @@ FAMILIES = ["local_scaler_type", "level", "quantiles", "loss", "futr_exog_list",
 
 @pytest.fixture(scope="module")
 def matrix(tmp_path_factory):
-    url = f"sqlite:///{tmp_path_factory.mktemp('compat') / 'forecast_meta.db'}"
-    engine = make_engine(url)
-    from fcast_assets.db.engine import init_db
-
-    init_db(engine)
-    scan_and_store("neuralforecast", engine)
+    engine, url = scanned_db(tmp_path_factory.mktemp("compat"))
     summary = run_matrix(engine, "neuralforecast", models=MODELS, families=FAMILIES, workers=2, cell_timeout=90)
     yield engine, url, summary
     engine.dispose()
@@ -172,12 +168,7 @@ def test_compat_asset_materializes_one_model(tmp_path, monkeypatch):
     from fcast_assets.defs.compat.assets import compat_matrix
     from fcast_assets.defs.resources import MetadataDB
 
-    url = f"sqlite:///{tmp_path / 'forecast_meta.db'}"
-    engine = make_engine(url)
-    from fcast_assets.db.engine import init_db
-
-    init_db(engine)
-    scan_and_store("neuralforecast", engine)
+    engine, url = scanned_db(tmp_path)
     monkeypatch.setenv("FCAST_REPORTS", str(tmp_path / "reports"))
     instance = dg.DagsterInstance.ephemeral()
     res = dg.materialize(
@@ -216,11 +207,7 @@ def test_small_matrix_on_both_databases(engine):
 
 def test_auto_class_cells(tmp_path):
     """Auto models with the optuna backend: the config trap, deprecated arguments, an invalid backend."""
-    from fcast_assets.db.engine import init_db
-
-    engine = make_engine(f"sqlite:///{tmp_path / 'forecast_meta.db'}")
-    init_db(engine)
-    scan_and_store("neuralforecast", engine)
+    engine, _ = scanned_db(tmp_path)
     s = run_matrix(engine, "neuralforecast", models=["AutoMLP"], workers=2, cell_timeout=90)
     rows = {(r.param, r.value_label): r for r in cells(engine, "method = 'Auto.__init__'")}
     assert s["cells"] == len(rows) > 20
@@ -235,12 +222,7 @@ def test_auto_class_cells(tmp_path):
 
 def test_statsforecast_and_mlforecast_share_the_tables(tmp_path):
     from fcast_assets.compat.probe import view_name
-    from fcast_assets.db.engine import init_db
-
-    engine = make_engine(f"sqlite:///{tmp_path / 'forecast_meta.db'}")
-    init_db(engine)
-    for lib in ("statsforecast", "mlforecast"):
-        scan_and_store(lib, engine)
+    engine, _ = scanned_db(tmp_path, "statsforecast", "mlforecast")
     sf = run_matrix(engine, "statsforecast", models=["Naive"], workers=2)
     mlf = run_matrix(engine, "mlforecast", workers=2)
     assert sf["cells"] > 20 and mlf["cells"] > 40

@@ -13,11 +13,11 @@ from sqlalchemy import insert, text
 
 from fcast_assets.cli import main
 from fcast_assets.compat.probe import run_matrix
-from fcast_assets.db.engine import init_db, make_engine
 from fcast_assets.db.models import JSONType
 from fcast_assets.db.run_models import RunStep
 from fcast_assets.plans import loader, runner, validator
-from fcast_assets.registry import scan_and_store
+
+from .conftest import scanned_db
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "plans" / "examples.yaml"
 RULE_CLASSES = {"unknown_argument", "missing_required", "type_mismatch", "enum_violation", "range", "excludes",
@@ -28,10 +28,7 @@ RULE_CLASSES = {"unknown_argument", "missing_required", "type_mismatch", "enum_v
 @pytest.fixture(scope="module")
 def db(tmp_path_factory):
     """neuralforecast scanned, a small real matrix (MLP: h and prediction_intervals cells), the examples loaded."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('plans') / 'forecast_meta.db'}"
-    engine = make_engine(url)
-    init_db(engine)
-    scan_and_store("neuralforecast", engine)
+    engine, url = scanned_db(tmp_path_factory.mktemp("plans"))
     run_matrix(engine, "neuralforecast", models=["MLP"], families=["h", "prediction_intervals"], workers=1,
                cell_timeout=90)
     loader.load_file(engine, EXAMPLES)
