@@ -38,3 +38,24 @@ def test_spark_and_pandas_silver_rows_are_identical(tmp_path: Path, monkeypatch,
     assert res["engine"] == "spark"
     ok, why = frames_equal(deltaio.read(res["uri"]), pd_rows)
     assert ok, why
+
+
+def test_silver_asset_on_the_dagster_pyspark_resource(tmp_path: Path, monkeypatch, spark):
+    """The silver asset with engine=spark takes its session from dagster-pyspark's resource."""
+    import dagster as dg
+
+    from fcast_assets.defs.lake.assets import bronze_draws, silver_series
+    from fcast_assets.defs.resources import MetadataDB, spark_resource
+
+    monkeypatch.setenv("FCAST_HOME", str(tmp_path))
+    monkeypatch.setenv("FCAST_LAKE", str(tmp_path / "lake"))
+    url = f"sqlite:///{tmp_path / 'meta.db'}"
+    games.seed_games(get_engine(url))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("game", ["bingo5"])
+    res = dg.materialize([bronze_draws, silver_series], partition_key="bingo5", instance=instance,
+                         resources={"meta_db": MetadataDB(url=url), "pyspark": spark_resource()},
+                         run_config={"ops": {"silver_series": {"config": {"engine": "spark"}}}})
+    assert res.success
+    meta = res.asset_materializations_for_node("silver_series")[0].metadata
+    assert meta["engine"].value == "spark" and meta["dagster/row_count"].value > 50_000

@@ -28,6 +28,27 @@ class MetadataDB(dg.ConfigurableResource):
         return make_url(self.url or config.db_url()).render_as_string(hide_password=True)
 
 
+def spark_resource() -> "LazyPySparkResource":
+    """dagster-pyspark's lazily created SparkSession (only built when an asset runs with FCAST_ENGINE=spark).
+
+    Local by default (``FCAST_SPARK_MASTER``, e.g. ``spark://host:7077`` for a cluster); Delta is read and
+    written with delta-rs around Spark, so no Delta jars are needed.
+    """
+    import os
+
+    from dagster_pyspark import LazyPySparkResource
+
+    return LazyPySparkResource(spark_config={
+        "spark.master": os.environ.get("FCAST_SPARK_MASTER", "local[1]"),
+        "spark.app.name": "fcast-lake",
+        "spark.sql.shuffle.partitions": os.environ.get("FCAST_SPARK_SHUFFLE_PARTITIONS", "1"),
+        "spark.default.parallelism": "1",
+        "spark.ui.enabled": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.driver.memory": "1g",
+    })
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
-    return dg.Definitions(resources={"meta_db": MetadataDB()})
+    return dg.Definitions(resources={"meta_db": MetadataDB(), "pyspark": spark_resource()})

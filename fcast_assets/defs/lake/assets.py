@@ -8,6 +8,7 @@ silver is overwritten as a new table version; each materialization records a ``d
 from typing import Optional
 
 import dagster as dg
+from dagster_pyspark import LazyPySparkResource
 
 from fcast_assets.defs.lake.checks import (
     PROFILE_VERDICT,
@@ -116,10 +117,13 @@ def bronze_draws(context: dg.AssetExecutionContext, config: BronzeConfig, meta_d
     "B1 …, SUM) and its cumsum, diff1, parity and rolling sum/mean/std variants. Models index time by draw_no "
     "(draws are not on a fixed calendar); ds is the draw date. Engine: pandas, or Spark with FCAST_ENGINE=spark.",
 )
-def silver_series(context: dg.AssetExecutionContext, config: SilverConfig, meta_db: MetadataDB):
+def silver_series(context: dg.AssetExecutionContext, config: SilverConfig, meta_db: MetadataDB,
+                  pyspark: LazyPySparkResource):
     eng = meta_db.engine()
     spec = G.get_game(eng, context.partition_key)
-    res = pipeline.build_silver_table(eng, spec, engine_name=config.engine or engine_name(), run_id=context.run.run_id)
+    engine = config.engine or engine_name()
+    spark = pyspark.spark_session if engine == "spark" else None  # the session comes from dagster-pyspark
+    res = pipeline.build_silver_table(eng, spec, engine_name=engine, spark=spark, run_id=context.run.run_id)
     problems = pipeline.silver_issues(spec, res["frame"], res["draws"])
     yield dg.MaterializeResult(metadata={
         "game": spec.code,
