@@ -21,6 +21,31 @@ CREATE TABLE dataset_game (
 CREATE INDEX ix_dataset_game_active ON dataset_game (active);
 CREATE UNIQUE INDEX ix_dataset_game_code ON dataset_game (code);
 
+CREATE TABLE feature_generator (
+	generator_id SERIAL NOT NULL, 
+	name VARCHAR NOT NULL, 
+	kind VARCHAR NOT NULL, 
+	library VARCHAR NOT NULL, 
+	symbol VARCHAR NOT NULL, 
+	params JSONB, 
+	output_schema JSONB, 
+	description TEXT, 
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	updated_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	PRIMARY KEY (generator_id)
+);
+CREATE INDEX ix_feature_generator_kind ON feature_generator (kind);
+CREATE UNIQUE INDEX ix_feature_generator_name ON feature_generator (name);
+
+CREATE TABLE feature_set (
+	feature_set_id SERIAL NOT NULL, 
+	name VARCHAR NOT NULL, 
+	description TEXT, 
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	PRIMARY KEY (feature_set_id)
+);
+CREATE UNIQUE INDEX ix_feature_set_name ON feature_set (name);
+
 CREATE TABLE registry_capability (
 	capability_code VARCHAR NOT NULL, 
 	description VARCHAR NOT NULL, 
@@ -89,6 +114,23 @@ CREATE TABLE dataset_version (
 CREATE INDEX ix_dataset_version_game_id ON dataset_version (game_id);
 CREATE INDEX ix_dataset_version_layer ON dataset_version (layer);
 CREATE INDEX ix_dataset_version_source_hash ON dataset_version (source_hash);
+
+CREATE TABLE feature_def (
+	feature_id SERIAL NOT NULL, 
+	name VARCHAR NOT NULL, 
+	"group" VARCHAR NOT NULL, 
+	dtype VARCHAR NOT NULL, 
+	generator_id INTEGER, 
+	definition JSONB, 
+	covers_horizon BOOLEAN NOT NULL, 
+	available VARCHAR, 
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	PRIMARY KEY (feature_id), 
+	FOREIGN KEY(generator_id) REFERENCES feature_generator (generator_id)
+);
+CREATE INDEX ix_feature_def_generator_id ON feature_def (generator_id);
+CREATE INDEX ix_feature_def_group ON feature_def ("group");
+CREATE UNIQUE INDEX ix_feature_def_name ON feature_def (name);
 
 CREATE TABLE registry_release (
 	release_id SERIAL NOT NULL, 
@@ -160,6 +202,42 @@ CREATE TABLE dataset_profile (
 CREATE INDEX ix_dataset_profile_dataset_version_id ON dataset_profile (dataset_version_id);
 CREATE INDEX ix_dataset_profile_metric ON dataset_profile (metric);
 CREATE INDEX ix_dataset_profile_unique_id ON dataset_profile (unique_id);
+
+CREATE TABLE feature_materialization (
+	materialization_id SERIAL NOT NULL, 
+	dataset_version_id INTEGER, 
+	feature_set_id INTEGER, 
+	game_id INTEGER, 
+	table_name VARCHAR NOT NULL, 
+	lake_uri VARCHAR NOT NULL, 
+	schema_hash VARCHAR NOT NULL, 
+	row_count INTEGER NOT NULL, 
+	horizon INTEGER, 
+	availability JSONB, 
+	stats JSONB, 
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	PRIMARY KEY (materialization_id), 
+	FOREIGN KEY(dataset_version_id) REFERENCES dataset_version (dataset_version_id), 
+	FOREIGN KEY(feature_set_id) REFERENCES feature_set (feature_set_id), 
+	FOREIGN KEY(game_id) REFERENCES dataset_game (game_id)
+);
+CREATE INDEX ix_feature_materialization_dataset_version_id ON feature_materialization (dataset_version_id);
+CREATE INDEX ix_feature_materialization_feature_set_id ON feature_materialization (feature_set_id);
+CREATE INDEX ix_feature_materialization_game_id ON feature_materialization (game_id);
+
+CREATE TABLE feature_set_item (
+	item_id SERIAL NOT NULL, 
+	feature_set_id INTEGER NOT NULL, 
+	feature_id INTEGER NOT NULL, 
+	required BOOLEAN NOT NULL, 
+	ord INTEGER NOT NULL, 
+	PRIMARY KEY (item_id), 
+	UNIQUE (feature_set_id, feature_id), 
+	FOREIGN KEY(feature_set_id) REFERENCES feature_set (feature_set_id), 
+	FOREIGN KEY(feature_id) REFERENCES feature_def (feature_id)
+);
+CREATE INDEX ix_feature_set_item_feature_id ON feature_set_item (feature_id);
+CREATE INDEX ix_feature_set_item_feature_set_id ON feature_set_item (feature_set_id);
 
 CREATE TABLE registry_import_failure (
 	failure_id SERIAL NOT NULL, 

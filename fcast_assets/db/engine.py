@@ -16,6 +16,7 @@ from sqlmodel import SQLModel
 from .. import config
 from . import models  # noqa: F401 - registers the tables on SQLModel.metadata
 from . import dataset_models  # noqa: F401 - dataset_ tables (lottery lake)
+from . import feature_models  # noqa: F401 - feature_ tables (feature definitions)
 from . import run_models  # noqa: F401 - run_ tables (table-driven execution)
 
 # Extra DDL per dialect, run after the tables exist; also written into sql/ by ``fcast db ddl``.

@@ -1,0 +1,1 @@
+"""Features stage: gold feature tables per game (group ``features``)."""

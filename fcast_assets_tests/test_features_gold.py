@@ -1,0 +1,243 @@
+"""Features (issue 5): gold tables per game, the leakage test (no hist_ value at draw t uses y at t or later), the
+horizon-coverage test (a future row for every series and step of h), feature names vs feature_def, and the Dagster
+assets of the ``features`` group."""
+
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+from sqlmodel import Session, select
+
+from fcast_assets.db.dataset_models import DatasetGame
+from fcast_assets.db.engine import get_engine, init_db
+from fcast_assets.db.feature_models import (FeatureDef, FeatureGenerator, FeatureMaterialization, FeatureSet,
+                                            FeatureSetItem)
+from fcast_assets.features import gold
+from fcast_assets.features.fut import next_draw_dates
+from fcast_assets.features.registry import load_generators, sync_registry
+from fcast_assets.lake import deltaio, games, pipeline
+from fcast_assets.lake.games import WEEKDAYS
+
+SIX = ["numbers3", "numbers4", "miniloto", "loto6", "loto7", "bingo5"]
+PREFIXES = ("hist_", "fut_", "stat_")
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'meta.db'}"
+    monkeypatch.setenv("FCAST_HOME", str(tmp_path))
+    monkeypatch.setenv("FCAST_LAKE", str(tmp_path / "lake"))
+    monkeypatch.setenv("FCAST_DB_URL", url)
+    for v in ("FCAST_ENGINE", "FCAST_SCRAPER", "FCAST_CHRONOS_MODEL", "FCAST_TIMESFM_MODEL"):
+        monkeypatch.delenv(v, raising=False)
+    eng = get_engine(url)
+    init_db(eng)
+    games.seed_games(eng)
+    return {"url": url, "engine": eng, "tmp": tmp_path}
+
+
+def _lake(eng, code):
+    spec = games.get_game(eng, code)
+    pipeline.ingest_bronze(eng, spec)
+    pipeline.build_silver_table(eng, spec, engine_name="pandas")
+    return spec
+
+
+def _prefix_ok(cols):
+    return all(sum(c.startswith(p) for p in PREFIXES) == 1 for c in cols)
+
+
+def test_registry_is_data(env):
+    eng = env["engine"]
+    res = sync_registry(eng)
+    again = sync_registry(eng)  # idempotent
+    assert res["features"] == again["features"] > 40
+    with Session(eng) as s:
+        gens = s.exec(select(FeatureGenerator)).all()
+        defs = s.exec(select(FeatureDef)).all()
+        items = s.exec(select(FeatureSetItem)).all()
+        assert {g.name for g in gens} == {g.name for g in load_generators()}
+        assert len(defs) == len(items) == res["features"]
+        assert s.exec(select(FeatureSet)).one().name == "default"
+    assert _prefix_ok([d.name for d in defs])
+    for d in defs:
+        assert d.name.startswith(d.group + "_")
+        assert d.covers_horizon == (d.group in ("fut", "stat"))
+    kinds = {g.kind for g in gens}
+    assert {"transform", "anomaly", "calendar", "static"} <= kinds
+    schema = next(g for g in gens if g.name == "hist_rolling").output_schema
+    assert {c["name"] for c in schema} >= {"hist_roll5_sum", "hist_roll50_std", "hist_roll20_max"}
+
+
+def test_adding_a_generator_is_a_registration(env, tmp_path):
+    """A new YAML entry (here: another lag set) becomes feature_generator + feature_def rows; no schema change."""
+    base = (Path(gold.__file__).with_name("generators.yaml")).read_text()
+    extra = base + """
+  - name: hist_lags_weekly
+    kind: transform
+    group: hist
+    library: pandas
+    symbol: fcast_assets.features.hist.lags
+    params: {lags: [7, 14]}
+"""
+    path = tmp_path / "generators.yaml"
+    path.write_text(extra)
+    eng = env["engine"]
+    before = sync_registry(eng)["features"]
+    gens = load_generators(path)
+    after = sync_registry(eng, gens)["features"]
+    assert after == before + 2
+    with Session(eng) as s:
+        fd = s.exec(select(FeatureDef).where(FeatureDef.name == "hist_lag14")).one()
+        g = s.exec(select(FeatureGenerator).where(FeatureGenerator.generator_id == fd.generator_id)).one()
+    assert g.name == "hist_lags_weekly" and fd.group == "hist" and fd.available == "past_only"
+    spec = _lake(eng, "bingo5")
+    frame = gold.slot_series(spec)
+    assert {"hist_lag7", "hist_lag14"} <= set(gold.compute_hist(frame, spec, gens).columns)
+
+
+def test_leakage_hist_and_anomaly_use_only_the_past(env):
+    """Change y at draw t and later: no hist_ feature (incl. anomaly) at draws <= t may change."""
+    spec = _lake(env["engine"], "loto7")
+    frame = gold.slot_series(spec)
+    base = pd.concat([gold.compute_hist(frame, spec), gold.compute_anomaly(frame, spec)], axis=1)
+    assert _prefix_ok(base.columns) and all(c.startswith("hist_") for c in base.columns)
+    rng = np.random.default_rng(1)
+    for t in (120, 333, 650):
+        pert = frame.copy()
+        later = pert["draw_no"] >= t
+        pert.loc[later, "y"] = rng.integers(1, 38, int(later.sum())).astype(float) + 100.0
+        got = pd.concat([gold.compute_hist(pert, spec), gold.compute_anomaly(pert, spec)], axis=1)
+        upto = (frame["draw_no"] <= t).to_numpy()
+        pd.testing.assert_frame_equal(base[upto], got[upto], check_exact=False, rtol=1e-9)
+        # and the perturbation is visible right after t (the features do react to the past)
+        after = (frame["draw_no"] == t + 1).to_numpy()
+        assert not base[after]["hist_lag1"].equals(got[after]["hist_lag1"])
+    # every hist_ column has values somewhere (nothing is silently all-NaN on a real game)
+    assert base.notna().any().all()
+
+
+def test_hist_values(env):
+    spec = _lake(env["engine"], "bingo5")
+    frame = gold.slot_series(spec)
+    h = gold.compute_hist(frame, spec)
+    one = frame[frame["unique_id"] == "bingo5_N1"].reset_index(drop=True)
+    hh = h.loc[frame["unique_id"] == "bingo5_N1"].reset_index(drop=True)
+    y = one["y"]
+    i = 120
+    assert hh.loc[i, "hist_lag1"] == y[i - 1] and hh.loc[i, "hist_lag10"] == y[i - 10]
+    assert hh.loc[i, "hist_roll5_sum"] == pytest.approx(y[i - 5:i].sum())
+    assert hh.loc[i, "hist_roll20_std"] == pytest.approx(y[i - 20:i].std())
+    assert hh.loc[i, "hist_exp_max"] == y[:i].max() and hh.loc[i, "hist_cumsum"] == pytest.approx(y[:i].sum())
+    assert hh.loc[i, "hist_diff1"] == y[i - 1] - y[i - 2]
+    assert hh.loc[i, "hist_count10"] == (y[i - 10:i] == y[i - 1]).sum()
+    assert np.isnan(hh.loc[0, "hist_lag1"])
+
+
+def test_horizon_coverage(env):
+    eng = env["engine"]
+    for code in ("bingo5", "loto6"):
+        spec = _lake(eng, code)
+        frame = gold.slot_series(spec)
+        h = 12
+        futr = gold.compute_futr(frame, spec, h)
+        ids = gold.slot_ids(spec)
+        assert len(futr) == len(ids) * h and gold.horizon_gaps(futr, ids, h) == []
+        assert set(futr["unique_id"]) == set(ids) and set(futr["step"]) == set(range(1, h + 1))
+        fut_cols = [c for c in futr.columns if c.startswith("fut_")]
+        assert fut_cols and futr[fut_cols].notna().all().all()
+        last = frame["ds"].max()
+        one = futr[futr["unique_id"] == ids[0]].sort_values("step")
+        assert (one["ds"] > last).all() and one["ds"].is_monotonic_increasing
+        assert {WEEKDAYS[d] for d in one["ds"].dt.weekday} <= set(spec.draw_weekdays)
+        assert list(one["draw_no"]) == list(range(int(frame["draw_no"].max()) + 1, int(frame["draw_no"].max()) + h + 1))
+        assert (one["fut_draw_no"] == one["draw_no"]).all() and (one["fut_days_since_prev"] >= 1).all()
+        # the same fut_ columns exist on history rows (gold_features) and future rows (gold_futr)
+        hist_fut = gold.compute_fut(frame, spec)
+        assert list(hist_fut.columns) == fut_cols
+        res = gold.build_futr(eng, spec, h=h)
+        assert res["horizon_gaps"] == [] and res["rows"] == len(ids) * h
+    # the next draw dates follow the weekdays: loto6 Mon/Thu
+    import datetime as dt
+    assert next_draw_dates(dt.date(2026, 11, 23), ("mon", "thu"), 3) == [dt.date(2026, 11, 26), dt.date(2026, 11, 30),
+                                                                          dt.date(2026, 12, 3)]
+
+
+def test_six_games_build_offline(env):
+    eng = env["engine"]
+    h = 10
+    for code in SIX:
+        spec = _lake(eng, code)
+        gold.build_anomaly(eng, spec)
+        feats = gold.build_features(eng, spec, h=h)
+        stat = gold.build_static(eng, spec)
+        futr = gold.build_futr(eng, spec, h=h)
+        n_slots = spec.n_main + spec.n_bonus
+        f = deltaio.read(gold.gold_uri(spec, "features"))
+        assert len(f) == feats["rows"] and f["unique_id"].nunique() == n_slots
+        assert set(f["unique_id"]) == set(gold.slot_ids(spec))  # raw slots only: no transform variants / SUM
+        s = deltaio.read(gold.gold_uri(spec, "static"))
+        assert len(s) == n_slots and stat["per_group"] == {"stat": len(s.columns) - 1}
+        assert (s["stat_n_slots"] == n_slots).all() and s["stat_mean"].notna().all()
+        assert len(deltaio.read(gold.gold_uri(spec, "futr"))) == n_slots * h and futr["horizon_gaps"] == []
+        cols = [c for c in f.columns if c not in ("unique_id", "ds", "draw_no", "y")]
+        cols += [c for c in s.columns if c != "unique_id"]
+        assert _prefix_ok(cols)
+        assert any(c.startswith("hist_anom_") for c in cols)
+    with Session(eng) as s:
+        names = {d.name for d in s.exec(select(FeatureDef))}
+        mats = s.exec(select(FeatureMaterialization)).all()
+        game_ids = {g.game_id for g in s.exec(select(DatasetGame))}
+    assert set(cols) <= names
+    assert len(mats) == 4 * len(SIX) and {m.game_id for m in mats} == game_ids
+    for m in mats:
+        assert "@v" in m.lake_uri and m.schema_hash and m.dataset_version_id and m.feature_set_id
+    m = next(m for m in mats if m.table_name == "gold_features")
+    assert m.availability["fut_weekday"] is True and m.availability["hist_lag1"] is False and m.horizon == h
+
+
+def test_static_cutoff(env):
+    spec = _lake(env["engine"], "bingo5")
+    frame = gold.slot_series(spec)
+    st = gold.compute_static(frame, spec, cutoff=100).set_index("unique_id")
+    one = frame[(frame["unique_id"] == "bingo5_N3") & (frame["draw_no"] <= 100)]["y"]
+    assert st.loc["bingo5_N3", "stat_mean"] == pytest.approx(one.mean())
+    assert st.loc["bingo5_N3", "stat_var"] == pytest.approx(one.var())
+    assert st.loc["bingo5_N3", "stat_slot_index"] == 3
+    assert (st.loc["bingo5_N3", ["stat_number_min", "stat_number_max"]] == list(spec.slot_range("n3"))).all()
+
+
+def test_dagster_features_assets(env, monkeypatch):
+    from fcast_assets.defs.features.assets import (anomaly_features, embeddings, gold_features, gold_futr,
+                                                   gold_static)
+    from fcast_assets.defs.lake.assets import bronze_draws, silver_series
+    from fcast_assets.defs.resources import MetadataDB, spark_resource
+
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("game", ["bingo5"])
+    resources = {"meta_db": MetadataDB(url=env["url"]), "pyspark": spark_resource()}
+    assets = [bronze_draws, silver_series, anomaly_features, embeddings, gold_features, gold_static, gold_futr]
+    r = dg.materialize(assets, partition_key="bingo5", instance=instance, resources=resources)
+    assert r.success
+    mats = {m.asset_key.to_user_string(): m.materialization.metadata for m in r.get_asset_materialization_events()}
+    assert mats["embeddings"]["status"].value.startswith("skipped: no model configured")
+    fm = mats["gold_features"]
+    assert fm["features_per_group"].value["hist"] > 30 and fm["features_per_group"].value["fut"] >= 5
+    assert isinstance(fm["dagster/column_schema"].value, dg.TableSchema)
+    assert mats["gold_futr"]["dagster/row_count"].value == 8 * 10  # bingo5: 8 slots x h=10
+    checks = {c.check_name: c.passed for c in r.get_asset_check_evaluations()}
+    assert checks["features_defined"] and checks["horizon_covered"]
+
+
+def test_definitions_have_features_group():
+    from fcast_assets.definitions import defs
+
+    d = defs()
+    graph = d.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert {"gold_features", "gold_static", "gold_futr", "embeddings", "anomaly_features"} <= keys
+    for k in ("gold_features", "gold_static", "gold_futr", "embeddings", "anomaly_features"):
+        assert graph.get(dg.AssetKey(k)).group_name == "features"
+    assert d.resolve_job_def("features_game_job") is not None
