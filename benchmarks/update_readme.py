@@ -44,6 +44,15 @@ def compat_text(fig: dict) -> str:
     ])
 
 
+def features_table(rows: list[dict]) -> str:
+    out = ["Feature build time (`benchmarks/features_bench.py`: every gold feature of the raw slot series, in memory,",
+           "Delta writes left out; the history extended 2x and 4x by repeating it after itself):", "",
+           "| game | scale | draws | rows | features | seconds | µs per row |", "|---|---:|---:|---:|---:|---:|---:|"]
+    out += [f"| {r['game']} | {r['scale']}x | {r['draws']} | {r['rows']} | {r['features']} | {r['seconds']} | "
+            f"{r['us_per_row']} |" for r in rows]
+    return "\n".join(out)
+
+
 def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
@@ -53,6 +62,9 @@ def main() -> None:
     compat = ROOT / "reports" / "compat_bench.json"
     if compat.exists():
         text = _replace(text, "COMPAT-BENCH", compat_text(json.loads(compat.read_text())))
+    feats = ROOT / "reports" / "features_bench.json"
+    if feats.exists():
+        text = _replace(text, "FEATURES-BENCH", features_table(json.loads(feats.read_text())))
     readme.write_text(text)
 
 

@@ -55,7 +55,10 @@ def isolation_forest(frame: pd.DataFrame, spec: GameSpec | None = None, window: 
                 continue
             m = IsolationForest(n_estimators=int(n_estimators), max_samples=min(int(max_samples), len(train)),
                                 random_state=int(seed)).fit(train)
-            thr = np.quantile(-m.score_samples(train), 1 - float(contamination))
+            # threshold from the most recent training windows (a bounded sample keeps the build linear in
+            # the history: scoring every earlier window at every refit would be quadratic)
+            ref = train[-4 * int(max_samples):]
+            thr = np.quantile(-m.score_samples(ref), 1 - float(contamination))
             e = min(b + int(refit_every), n)
             s = -m.score_samples(X[b:e])
             score[idx[b:e]] = s
