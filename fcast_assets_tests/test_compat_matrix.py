@@ -180,6 +180,8 @@ def test_compat_asset_materializes_one_model(tmp_path, monkeypatch):
     assert res.success
     meta = res.asset_materializations_for_node("compat_matrix")[0].metadata
     assert meta["models"].value == 1 and meta["cells"].value >= 11
+    assert meta["dagster/row_count"].value == meta["cells"].value
+    assert "NLinear" in meta["preview"].value and "local_scaler_type" in meta["preview"].value
     assert meta["cells_error"].value >= 1 and meta["cells_ok"].value >= 5
     assert "✗" in meta["table NeuralForecast.__init__.local_scaler_type"].value
     report = (tmp_path / "reports" / "compat_neuralforecast.md").read_text()

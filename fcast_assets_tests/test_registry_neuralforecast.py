@@ -37,6 +37,9 @@ def test_materialization_metadata(nf_registry):
     assert meta["version"].value == neuralforecast.__version__
     assert meta["classes"].value > 100 and meta["parameters"].value > 5000
     assert meta["seconds"].value > 0
+    assert meta["dagster/row_count"].value == meta["symbols"].value
+    assert "qualname" in [c.name for c in meta["dagster/column_schema"].value.columns]
+    assert "neuralforecast." in meta["preview"].value and "init_params" in meta["preview"].value
 
 
 def test_model_classes_with_capabilities(nf_registry):

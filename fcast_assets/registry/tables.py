@@ -71,3 +71,13 @@ def losses(engine: Engine, library: str = "neuralforecast") -> pd.DataFrame:
         FROM registry_loss lo JOIN registry_symbol s ON s.symbol_id = lo.symbol_id
         JOIN registry_release r ON r.release_id = s.release_id JOIN registry_library l ON l.library_id = r.library_id
         WHERE l.name = :lib AND s.release_id IN {_LATEST} AND s.is_public ORDER BY lo.category, s.name""", lib=library)
+
+
+def classes_preview(engine: Engine, release_id: int, limit: int = 10) -> pd.DataFrame:
+    """Public classes of a release with the number of constructor parameters (a preview for people)."""
+    return _df(engine, """
+        SELECT s.qualname, COUNT(p.param_id) AS init_params, s.doc_summary
+        FROM registry_symbol s LEFT JOIN registry_symbol i ON i.parent_symbol_id = s.symbol_id AND i.name = '__init__'
+        LEFT JOIN registry_param p ON p.symbol_id = i.symbol_id
+        WHERE s.release_id = :r AND s.kind = 'class' AND s.is_public
+        GROUP BY s.symbol_id, s.qualname, s.doc_summary ORDER BY s.qualname LIMIT :n""", r=release_id, n=limit)

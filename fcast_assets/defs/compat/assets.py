@@ -8,6 +8,8 @@ from fcast_assets import config as fcast_config
 from fcast_assets.compat.probe import ADAPTERS, run_matrix
 from fcast_assets.compat.tables import latest_results, pivot, write_report
 from fcast_assets.defs.registry.assets import library_registry
+from fcast_assets.db.models import CompatResult
+from fcast_assets.defs.metadata import preview, sql_table_schema
 from fcast_assets.defs.resources import MetadataDB
 
 compat_partitions = dg.StaticPartitionsDefinition(list(ADAPTERS))
@@ -18,6 +20,13 @@ class CompatConfig(dg.Config):
     families: list[str] = []  # method short names or params (predict, level, loss, ...); empty = all
     workers: int = 2
     cell_timeout: float = 60.0
+
+
+def _run_ids(engine, run_id: int) -> set[int]:
+    from sqlalchemy import select
+
+    with engine.connect() as conn:
+        return set(conn.execute(select(CompatResult.result_id).where(CompatResult.compat_run_id == run_id)).scalars())
 
 
 @dg.asset(
@@ -53,6 +62,11 @@ def compat_matrix(context: dg.AssetExecutionContext, config: CompatConfig, meta_
             "library": context.partition_key,
             "version": s["version"],
             "compat_run_id": s["compat_run_id"],
+            "dagster/row_count": s["cells"],
+            "dagster/column_schema": sql_table_schema(CompatResult.__table__),
+            "preview": preview(df[df["result_id"].isin(_run_ids(engine, s["compat_run_id"]))][
+                ["model", "method", "param", "value_label", "scenario", "status", "exception_type"]].assign(
+                model=lambda d: d["model"].str.rsplit(".", n=1).str[-1])),
             "models": len(s["models"]),
             "cells": s["cells"],
             **{f"cells_{k}": v for k, v in sorted(s["counts"].items())},

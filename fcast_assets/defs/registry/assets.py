@@ -3,8 +3,11 @@
 
 import dagster as dg
 
+from fcast_assets.db.models import RegistrySymbol
+from fcast_assets.defs.metadata import preview, sql_table_schema
 from fcast_assets.defs.resources import MetadataDB
 from fcast_assets.registry import get_library, installed_version, library_names, scan_and_store
+from fcast_assets.registry.tables import classes_preview
 
 library_partitions = dg.StaticPartitionsDefinition(library_names())
 
@@ -37,7 +40,8 @@ def library_release() -> dg.DataVersionsByPartition:
 )
 def library_registry(context: dg.AssetExecutionContext, meta_db: MetadataDB) -> dg.MaterializeResult:
     spec = get_library(context.partition_key)
-    summary = scan_and_store(spec, meta_db.engine())
+    engine = meta_db.engine()
+    summary = scan_and_store(spec, engine)
     c = summary["counts"]
     context.log.info(f"{spec.name} {summary['version']}: {summary['status']}, {c['symbols']} symbols, "
                      f"{c['parameters']} parameters, {c['import_failures']} import failures")
@@ -47,6 +51,9 @@ def library_registry(context: dg.AssetExecutionContext, meta_db: MetadataDB) -> 
         metadata={
             "library": spec.name,
             "version": summary["version"],
+            "dagster/row_count": c["symbols"],
+            "dagster/column_schema": sql_table_schema(RegistrySymbol.__table__),
+            "preview": preview(classes_preview(engine, summary["release_id"])),
             "status": summary["status"],
             "release_id": summary["release_id"],
             "symbols": c["symbols"],
