@@ -39,7 +39,7 @@ def main() -> None:
 
     engine = make_engine(f"sqlite:///{db.resolve()}")
     init_db(engine)
-    scan = scan_and_store(args.library, engine)
+    scan_and_store(args.library, engine)
     t_scan = time.perf_counter() - t0
     last = {"t": 0.0}
 

@@ -88,3 +88,21 @@ def scanned_db(folder, *libraries: str):
     for lib in libraries or ("neuralforecast",):
         scan_and_store(lib, eng)
     return eng, url
+
+
+@pytest.fixture
+def lake_env(tmp_path, monkeypatch):
+    """FCAST_HOME / FCAST_LAKE / FCAST_DB_URL in tmp_path, optional engines and models off, the games seeded."""
+    from fcast_assets.db.engine import get_engine
+    from fcast_assets.lake import games
+
+    url = f"sqlite:///{tmp_path / 'meta.db'}"
+    monkeypatch.setenv("FCAST_HOME", str(tmp_path))
+    monkeypatch.setenv("FCAST_LAKE", str(tmp_path / "lake"))
+    monkeypatch.setenv("FCAST_DB_URL", url)
+    for v in ("FCAST_ENGINE", "FCAST_SCRAPER", "FCAST_CHRONOS_MODEL", "FCAST_TIMESFM_MODEL"):
+        monkeypatch.delenv(v, raising=False)
+    eng = get_engine(url)
+    init_db(eng)
+    games.seed_games(eng)
+    return {"url": url, "engine": eng, "tmp": tmp_path}

@@ -196,7 +196,7 @@ def test_small_matrix_on_both_databases(engine):
     s = run_matrix(engine, "neuralforecast", models=["NLinear"], families=["local_scaler_type", "futr_exog_list"],
                    workers=2, cell_timeout=90)
     assert s["counts"].get("error", 0) >= 2 and s["counts"].get("ok", 0) >= 5
-    bad = cells(engine, f"param = 'local_scaler_type' AND value_label LIKE '%outside enum%'")
+    bad = cells(engine, "param = 'local_scaler_type' AND value_label LIKE '%outside enum%'")
     assert bad and bad[0].status == "error" and bad[0].exception_type == "ValueError"
     assert bad[0].context["cell"]["spec"]["nf_kwargs"] == {"local_scaler_type": INVALID_ENUM}
     with engine.connect() as conn:

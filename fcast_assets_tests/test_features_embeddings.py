@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from sqlmodel import Session, select
 
-from fcast_assets.db.engine import get_engine, init_db
 from fcast_assets.db.feature_models import FeatureDef, FeatureMaterialization
 from fcast_assets.features import embeddings as E
 from fcast_assets.features import gold
@@ -24,20 +23,12 @@ def tiny(tmp_path_factory):
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'meta.db'}"
-    monkeypatch.setenv("FCAST_HOME", str(tmp_path))
-    monkeypatch.setenv("FCAST_LAKE", str(tmp_path / "lake"))
-    monkeypatch.setenv("FCAST_DB_URL", url)
-    for v in ("FCAST_ENGINE", "FCAST_SCRAPER", "FCAST_CHRONOS_MODEL", "FCAST_TIMESFM_MODEL"):
-        monkeypatch.delenv(v, raising=False)
-    eng = get_engine(url)
-    init_db(eng)
-    games.seed_games(eng)
+def env(lake_env):
+    eng = lake_env["engine"]
     spec = games.get_game(eng, "bingo5")
     pipeline.ingest_bronze(eng, spec)
     pipeline.build_silver_table(eng, spec, engine_name="pandas")
-    return {"url": url, "engine": eng, "spec": spec}
+    return {**lake_env, "spec": spec}
 
 
 @pytest.mark.parametrize("key,kind,cls", [("chronos2", "chronos", "Chronos2Pipeline"),

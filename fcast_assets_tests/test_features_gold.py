@@ -11,7 +11,6 @@ import pytest
 from sqlmodel import Session, select
 
 from fcast_assets.db.dataset_models import DatasetGame
-from fcast_assets.db.engine import get_engine, init_db
 from fcast_assets.db.feature_models import (FeatureDef, FeatureGenerator, FeatureMaterialization, FeatureSet,
                                             FeatureSetItem)
 from fcast_assets.features import gold
@@ -25,17 +24,8 @@ PREFIXES = ("hist_", "fut_", "stat_")
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'meta.db'}"
-    monkeypatch.setenv("FCAST_HOME", str(tmp_path))
-    monkeypatch.setenv("FCAST_LAKE", str(tmp_path / "lake"))
-    monkeypatch.setenv("FCAST_DB_URL", url)
-    for v in ("FCAST_ENGINE", "FCAST_SCRAPER", "FCAST_CHRONOS_MODEL", "FCAST_TIMESFM_MODEL"):
-        monkeypatch.delenv(v, raising=False)
-    eng = get_engine(url)
-    init_db(eng)
-    games.seed_games(eng)
-    return {"url": url, "engine": eng, "tmp": tmp_path}
+def env(lake_env):
+    return lake_env
 
 
 def _lake(eng, code):

@@ -1,7 +1,7 @@
 """Annotation / docstring type normalisation and default serialisation."""
 
 import math
-from typing import List, Literal, Optional, Union
+from typing import Literal, Optional, Union
 
 import pytest
 

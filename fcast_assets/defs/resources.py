@@ -28,7 +28,7 @@ class MetadataDB(dg.ConfigurableResource):
         return make_url(self.url or config.db_url()).render_as_string(hide_password=True)
 
 
-def spark_resource() -> "LazyPySparkResource":
+def spark_resource() -> dg.ConfigurableResource:
     """dagster-pyspark's lazily created SparkSession (only built when an asset runs with FCAST_ENGINE=spark).
 
     Local by default (``FCAST_SPARK_MASTER``, e.g. ``spark://host:7077`` for a cluster); Delta is read and
