@@ -231,3 +231,26 @@ def test_definitions_have_features_group():
     for k in ("gold_features", "gold_static", "gold_futr", "embeddings", "anomaly_features"):
         assert graph.get(dg.AssetKey(k)).group_name == "features"
     assert d.resolve_job_def("features_game_job") is not None
+
+
+def test_feature_partitions_follow_a_new_silver(env):
+    """Eager automation: once silver of a game is materialized, its feature partitions are requested."""
+    from fcast_assets.defs.features import assets as F
+    from fcast_assets.defs.lake.assets import bronze_draws, silver_series
+    from fcast_assets.defs.resources import MetadataDB, spark_resource
+
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("game", ["bingo5"])
+    feature_assets = [F.anomaly_features, F.embeddings, F.gold_features, F.gold_static, F.gold_futr]
+    resources = {"meta_db": MetadataDB(url=env["url"]), "pyspark": spark_resource()}
+    defs = dg.Definitions(assets=[bronze_draws, silver_series, *feature_assets], resources=resources)
+    selection = dg.AssetSelection.assets(*feature_assets)
+    first = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection)
+    assert first.total_requested == 0  # silver missing: nothing to build yet
+    res = dg.materialize([bronze_draws, silver_series], partition_key="bingo5", instance=instance,
+                         resources=resources)
+    assert res.success
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection,
+                                               cursor=first.cursor)
+    for a in feature_assets:
+        assert result.get_requested_partitions(a.key) == {"bingo5"}, a.key
