@@ -7,7 +7,8 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-_LATEST = "SELECT MAX(release_id) FROM registry_release GROUP BY library_id"
+# the newest scanned release of each library (shared by the search and the registry tables)
+LATEST_RELEASES = "(SELECT MAX(release_id) FROM registry_release GROUP BY library_id)"
 
 
 def _tokens(query: str) -> list[str]:
@@ -37,7 +38,7 @@ def search(engine: Engine, query: str, library: str | None = None, kind: str | N
             SELECT d.library, d.kind, d.qualname, d.name, substr(coalesce(d.body, ''), 1, 160) AS snippet,
                    bm25(registry_search_fts, 10.0, 10.0, 1.0) AS score
             FROM registry_search_fts f JOIN registry_search_doc d ON d.doc_id = f.rowid
-            WHERE registry_search_fts MATCH :q AND d.release_id IN ({_LATEST}) {filters}
+            WHERE registry_search_fts MATCH :q AND d.release_id IN {LATEST_RELEASES} {filters}
             ORDER BY score LIMIT :limit"""
     else:
         params["q"] = " ".join(t.replace("_", " ") for t in tokens)
@@ -45,7 +46,7 @@ def search(engine: Engine, query: str, library: str | None = None, kind: str | N
             SELECT d.library, d.kind, d.qualname, d.name, substr(coalesce(d.body, ''), 1, 160) AS snippet,
                    -ts_rank(d.tsv, qq.q) AS score
             FROM registry_search_doc d, (SELECT plainto_tsquery('simple', :q) AS q) qq
-            WHERE d.tsv @@ qq.q AND d.release_id IN ({_LATEST}) {filters}
+            WHERE d.tsv @@ qq.q AND d.release_id IN {LATEST_RELEASES} {filters}
             ORDER BY score LIMIT :limit"""
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(text(sql), params)]

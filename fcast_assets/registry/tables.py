@@ -8,7 +8,8 @@ import json
 import pandas as pd
 from sqlalchemy import Engine, text
 
-_LATEST = "(SELECT MAX(release_id) FROM registry_release GROUP BY library_id)"
+from .search import LATEST_RELEASES as _LATEST
+
 
 
 def _df(engine: Engine, sql: str, **params) -> pd.DataFrame:

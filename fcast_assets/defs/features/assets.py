@@ -75,7 +75,8 @@ def _undefined(meta_db: MetadataDB, cols: list[str]) -> list[str]:
 
 
 @dg.asset(
-    automation_condition=REMATERIALIZE, partitions_def=game_partitions, deps=[silver_series], group_name=GROUP, kinds=KINDS, owners=["team:fcast"],
+    automation_condition=REMATERIALIZE,
+    partitions_def=game_partitions, deps=[silver_series], group_name=GROUP, kinds=KINDS, owners=["team:fcast"],
     description="Unsupervised anomaly features of every raw slot series (hist_anom_*): a rolling z-score of the "
     "previous draw and an IsolationForest score on past-only windows (refitted per block on earlier windows), each "
     "with a flag. Delta gold/anomaly.",
@@ -87,7 +88,8 @@ def anomaly_features(context: dg.AssetExecutionContext, meta_db: MetadataDB) -> 
 
 
 @dg.asset(
-    automation_condition=REMATERIALIZE, partitions_def=game_partitions, deps=[silver_series], group_name=GROUP, kinds={"delta", "pytorch"},
+    automation_condition=REMATERIALIZE,
+    partitions_def=game_partitions, deps=[silver_series], group_name=GROUP, kinds={"delta", "pytorch"},
     owners=["team:fcast"],
     description="Window embeddings of every raw slot series from Chronos (-2 / -Bolt) and TimesFM 3 (array "
     "columns, Delta gold/embeddings) and their PCA as hist_emb_* (gold/emb_features, as of the previous draw). "
@@ -116,7 +118,8 @@ def embeddings(context: dg.AssetExecutionContext, config: EmbeddingsConfig, meta
 
 
 @dg.asset(
-    automation_condition=REMATERIALIZE, partitions_def=game_partitions, deps=[silver_series, anomaly_features, embeddings], group_name=GROUP,
+    automation_condition=REMATERIALIZE,
+    partitions_def=game_partitions, deps=[silver_series, anomaly_features, embeddings], group_name=GROUP,
     kinds=KINDS, owners=["team:fcast"],
     check_specs=[dg.AssetCheckSpec("features_defined", asset="gold_features",
                                    description="every column is a key, y, or a hist_/fut_ feature with a "
@@ -140,7 +143,8 @@ def gold_features(context: dg.AssetExecutionContext, config: HorizonConfig, meta
 
 
 @dg.asset(
-    automation_condition=REMATERIALIZE, partitions_def=game_partitions, deps=[silver_series], group_name=GROUP, kinds=KINDS, owners=["team:fcast"],
+    automation_condition=REMATERIALIZE,
+    partitions_def=game_partitions, deps=[silver_series], group_name=GROUP, kinds=KINDS, owners=["team:fcast"],
     description="One row per raw slot series: stat_* (slot index, bonus or main, the slot's number range, slot "
     "counts, historical mean / variance up to the training cutoff). Delta gold/static.",
 )
@@ -154,7 +158,8 @@ def gold_static(context: dg.AssetExecutionContext, config: StaticConfig, meta_db
 
 
 @dg.asset(
-    automation_condition=REMATERIALIZE, partitions_def=game_partitions, deps=[silver_series], group_name=GROUP, kinds=KINDS, owners=["team:fcast"],
+    automation_condition=REMATERIALIZE,
+    partitions_def=game_partitions, deps=[silver_series], group_name=GROUP, kinds=KINDS, owners=["team:fcast"],
     check_specs=[dg.AssetCheckSpec("horizon_covered", asset="gold_futr",
                                    description="a row for every series and step of h, no missing fut_ value")],
     description="Future rows for every raw slot series and every step 1..h of the horizon: unique_id, ds (next "
