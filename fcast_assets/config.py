@@ -37,3 +37,9 @@ def lake_root() -> str:
 def reports_dir() -> Path:
     """Generated reports (compat Markdown, benchmark figures): ``FCAST_REPORTS`` or ``reports/`` beside the data."""
     return Path(os.environ.get("FCAST_REPORTS") or data_home().parent / "reports").resolve()
+
+
+def artifact_root() -> Path:
+    """Trained model folders (``NeuralForecast.save``): ``FCAST_ARTIFACTS`` or ``$FCAST_HOME/artifacts``; one
+    versioned folder per model version: ``<root>/models/<game>/<selector>/v<version>``."""
+    return Path(os.environ.get("FCAST_ARTIFACTS") or data_home() / "artifacts").resolve()

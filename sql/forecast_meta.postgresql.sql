@@ -132,6 +132,20 @@ CREATE INDEX ix_feature_def_generator_id ON feature_def (generator_id);
 CREATE INDEX ix_feature_def_group ON feature_def ("group");
 CREATE UNIQUE INDEX ix_feature_def_name ON feature_def (name);
 
+CREATE TABLE model_series_selector (
+	selector_id SERIAL NOT NULL, 
+	game_id INTEGER NOT NULL, 
+	name VARCHAR NOT NULL, 
+	unique_ids JSONB, 
+	partition_key VARCHAR NOT NULL, 
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	PRIMARY KEY (selector_id), 
+	UNIQUE (game_id, name), 
+	FOREIGN KEY(game_id) REFERENCES dataset_game (game_id)
+);
+CREATE INDEX ix_model_series_selector_game_id ON model_series_selector (game_id);
+CREATE UNIQUE INDEX ix_model_series_selector_partition_key ON model_series_selector (partition_key);
+
 CREATE TABLE registry_release (
 	release_id SERIAL NOT NULL, 
 	library_id INTEGER NOT NULL, 
@@ -239,6 +253,41 @@ CREATE TABLE feature_set_item (
 CREATE INDEX ix_feature_set_item_feature_id ON feature_set_item (feature_id);
 CREATE INDEX ix_feature_set_item_feature_set_id ON feature_set_item (feature_set_id);
 
+CREATE TABLE model_registry (
+	model_id SERIAL NOT NULL, 
+	game_id INTEGER NOT NULL, 
+	selector_id INTEGER NOT NULL, 
+	library VARCHAR NOT NULL, 
+	model_class VARCHAR NOT NULL, 
+	release_id INTEGER, 
+	series_mode VARCHAR NOT NULL, 
+	n_series INTEGER NOT NULL, 
+	freq JSONB, 
+	hyperparams JSONB, 
+	hist_exog JSONB, 
+	stat_exog JSONB, 
+	futr_exog JSONB, 
+	cv JSONB, 
+	metrics JSONB, 
+	feature_set_id INTEGER, 
+	dataset_version_id INTEGER, 
+	version INTEGER NOT NULL, 
+	artifact_uri VARCHAR, 
+	status VARCHAR NOT NULL, 
+	notes JSONB, 
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	updated_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	PRIMARY KEY (model_id), 
+	UNIQUE (game_id, selector_id), 
+	FOREIGN KEY(game_id) REFERENCES dataset_game (game_id), 
+	FOREIGN KEY(selector_id) REFERENCES model_series_selector (selector_id), 
+	FOREIGN KEY(release_id) REFERENCES registry_release (release_id), 
+	FOREIGN KEY(feature_set_id) REFERENCES feature_set (feature_set_id), 
+	FOREIGN KEY(dataset_version_id) REFERENCES dataset_version (dataset_version_id)
+);
+CREATE INDEX ix_model_registry_game_id ON model_registry (game_id);
+CREATE INDEX ix_model_registry_selector_id ON model_registry (selector_id);
+
 CREATE TABLE registry_import_failure (
 	failure_id SERIAL NOT NULL, 
 	release_id INTEGER NOT NULL, 
@@ -294,26 +343,6 @@ CREATE INDEX ix_registry_symbol_parent_symbol_id ON registry_symbol (parent_symb
 CREATE INDEX ix_registry_symbol_qualname ON registry_symbol (qualname);
 CREATE INDEX ix_registry_symbol_release_id ON registry_symbol (release_id);
 
-CREATE TABLE run_plan (
-	plan_id SERIAL NOT NULL, 
-	name VARCHAR NOT NULL, 
-	model_id INTEGER, 
-	selector_id INTEGER, 
-	dataset_version_id INTEGER, 
-	enabled BOOLEAN NOT NULL, 
-	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
-	updated_at TIMESTAMP WITH TIME ZONE NOT NULL, 
-	library VARCHAR NOT NULL, 
-	data VARCHAR, 
-	metrics JSONB, 
-	description TEXT, 
-	expect JSONB, 
-	source VARCHAR, 
-	PRIMARY KEY (plan_id), 
-	FOREIGN KEY(dataset_version_id) REFERENCES dataset_version (dataset_version_id)
-);
-CREATE UNIQUE INDEX ix_run_plan_name ON run_plan (name);
-
 CREATE TABLE compat_result (
 	result_id SERIAL NOT NULL, 
 	compat_run_id INTEGER NOT NULL, 
@@ -339,6 +368,21 @@ CREATE INDEX ix_compat_result_model ON compat_result (model);
 CREATE INDEX ix_compat_result_param ON compat_result (param);
 CREATE INDEX ix_compat_result_release_id ON compat_result (release_id);
 CREATE INDEX ix_compat_result_status ON compat_result (status);
+
+CREATE TABLE model_xai (
+	xai_id SERIAL NOT NULL, 
+	model_id INTEGER NOT NULL, 
+	version INTEGER NOT NULL, 
+	feature_name VARCHAR NOT NULL, 
+	importance FLOAT NOT NULL, 
+	importance_std FLOAT, 
+	method VARCHAR NOT NULL, 
+	detail JSONB, 
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	PRIMARY KEY (xai_id), 
+	FOREIGN KEY(model_id) REFERENCES model_registry (model_id)
+);
+CREATE INDEX ix_model_xai_model_id ON model_xai (model_id);
 
 CREATE TABLE registry_loss (
 	loss_id SERIAL NOT NULL, 
@@ -405,33 +449,27 @@ CREATE TABLE registry_symbol_capability (
 CREATE INDEX ix_registry_symbol_capability_capability_code ON registry_symbol_capability (capability_code);
 CREATE INDEX ix_registry_symbol_capability_symbol_id ON registry_symbol_capability (symbol_id);
 
-CREATE TABLE run_execution (
-	execution_id SERIAL NOT NULL, 
-	plan_id INTEGER NOT NULL, 
-	release_id INTEGER, 
-	status VARCHAR NOT NULL, 
-	started_at TIMESTAMP WITH TIME ZONE NOT NULL, 
-	ended_at TIMESTAMP WITH TIME ZONE, 
-	work_dir VARCHAR, 
-	PRIMARY KEY (execution_id), 
-	FOREIGN KEY(plan_id) REFERENCES run_plan (plan_id), 
-	FOREIGN KEY(release_id) REFERENCES registry_release (release_id)
+CREATE TABLE run_plan (
+	plan_id SERIAL NOT NULL, 
+	name VARCHAR NOT NULL, 
+	model_id INTEGER, 
+	selector_id INTEGER, 
+	dataset_version_id INTEGER, 
+	enabled BOOLEAN NOT NULL, 
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	updated_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	library VARCHAR NOT NULL, 
+	data VARCHAR, 
+	metrics JSONB, 
+	description TEXT, 
+	expect JSONB, 
+	source VARCHAR, 
+	PRIMARY KEY (plan_id), 
+	FOREIGN KEY(model_id) REFERENCES model_registry (model_id), 
+	FOREIGN KEY(selector_id) REFERENCES model_series_selector (selector_id), 
+	FOREIGN KEY(dataset_version_id) REFERENCES dataset_version (dataset_version_id)
 );
-CREATE INDEX ix_run_execution_plan_id ON run_execution (plan_id);
-
-CREATE TABLE run_step (
-	step_id SERIAL NOT NULL, 
-	plan_id INTEGER NOT NULL, 
-	ord INTEGER NOT NULL, 
-	method VARCHAR NOT NULL, 
-	params JSONB, 
-	depends_on_step_id INTEGER, 
-	name VARCHAR, 
-	PRIMARY KEY (step_id), 
-	FOREIGN KEY(plan_id) REFERENCES run_plan (plan_id), 
-	FOREIGN KEY(depends_on_step_id) REFERENCES run_step (step_id)
-);
-CREATE INDEX ix_run_step_plan_id ON run_step (plan_id);
+CREATE UNIQUE INDEX ix_run_plan_name ON run_plan (name);
 
 CREATE TABLE registry_model_loss_compat (
 	id SERIAL NOT NULL, 
@@ -492,6 +530,66 @@ CREATE TABLE registry_search_doc (
 );
 CREATE INDEX ix_registry_search_doc_release_id ON registry_search_doc (release_id);
 CREATE INDEX ix_registry_search_doc_symbol_id ON registry_search_doc (symbol_id);
+
+CREATE TABLE run_execution (
+	execution_id SERIAL NOT NULL, 
+	plan_id INTEGER NOT NULL, 
+	release_id INTEGER, 
+	status VARCHAR NOT NULL, 
+	started_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	ended_at TIMESTAMP WITH TIME ZONE, 
+	work_dir VARCHAR, 
+	PRIMARY KEY (execution_id), 
+	FOREIGN KEY(plan_id) REFERENCES run_plan (plan_id), 
+	FOREIGN KEY(release_id) REFERENCES registry_release (release_id)
+);
+CREATE INDEX ix_run_execution_plan_id ON run_execution (plan_id);
+
+CREATE TABLE run_step (
+	step_id SERIAL NOT NULL, 
+	plan_id INTEGER NOT NULL, 
+	ord INTEGER NOT NULL, 
+	method VARCHAR NOT NULL, 
+	params JSONB, 
+	depends_on_step_id INTEGER, 
+	name VARCHAR, 
+	PRIMARY KEY (step_id), 
+	FOREIGN KEY(plan_id) REFERENCES run_plan (plan_id), 
+	FOREIGN KEY(depends_on_step_id) REFERENCES run_step (step_id)
+);
+CREATE INDEX ix_run_step_plan_id ON run_step (plan_id);
+
+CREATE TABLE model_version (
+	version_id SERIAL NOT NULL, 
+	model_id INTEGER NOT NULL, 
+	version INTEGER NOT NULL, 
+	artifact_uri VARCHAR NOT NULL, 
+	release_id INTEGER, 
+	library_version VARCHAR, 
+	dataset_version_id INTEGER, 
+	feature_materialization_id INTEGER, 
+	plan_id INTEGER, 
+	execution_id INTEGER, 
+	hyperparams JSONB, 
+	hist_exog JSONB, 
+	stat_exog JSONB, 
+	futr_exog JSONB, 
+	train_rows INTEGER, 
+	last_draw_no INTEGER, 
+	cv_metrics JSONB, 
+	beats_baselines BOOLEAN, 
+	reason TEXT, 
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	PRIMARY KEY (version_id), 
+	UNIQUE (model_id, version), 
+	FOREIGN KEY(model_id) REFERENCES model_registry (model_id), 
+	FOREIGN KEY(release_id) REFERENCES registry_release (release_id), 
+	FOREIGN KEY(dataset_version_id) REFERENCES dataset_version (dataset_version_id), 
+	FOREIGN KEY(feature_materialization_id) REFERENCES feature_materialization (materialization_id), 
+	FOREIGN KEY(plan_id) REFERENCES run_plan (plan_id), 
+	FOREIGN KEY(execution_id) REFERENCES run_execution (execution_id)
+);
+CREATE INDEX ix_model_version_model_id ON model_version (model_id);
 
 CREATE TABLE run_artifact (
 	artifact_id SERIAL NOT NULL, 
@@ -555,9 +653,11 @@ CREATE TABLE run_resource (
 	device VARCHAR, 
 	PRIMARY KEY (resource_id), 
 	FOREIGN KEY(step_id) REFERENCES run_step (step_id), 
+	FOREIGN KEY(model_id) REFERENCES model_registry (model_id), 
 	FOREIGN KEY(execution_id) REFERENCES run_execution (execution_id)
 );
 CREATE INDEX ix_run_resource_execution_id ON run_resource (execution_id);
+CREATE INDEX ix_run_resource_model_id ON run_resource (model_id);
 CREATE INDEX ix_run_resource_step_id ON run_resource (step_id);
 
 CREATE TABLE run_result (

@@ -18,6 +18,7 @@ from . import models  # noqa: F401 - registers the tables on SQLModel.metadata
 from . import dataset_models  # noqa: F401 - dataset_ tables (lottery lake)
 from . import feature_models  # noqa: F401 - feature_ tables (feature definitions)
 from . import run_models  # noqa: F401 - run_ tables (table-driven execution)
+from . import model_models  # noqa: F401 - model_ tables (trained models per game)
 
 # Extra DDL per dialect, run after the tables exist; also written into sql/ by ``fcast db ddl``.
 SEARCH_DDL: dict[str, list[str]] = {

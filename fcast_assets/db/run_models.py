@@ -19,14 +19,16 @@ class RunPlan(SQLModel, table=True):
     __tablename__ = "run_plan"
     plan_id: Optional[int] = Field(default=None, primary_key=True)
     name: str = Field(unique=True, index=True)
-    model_id: Optional[int] = Field(default=None, description="model_registry.model_id when the plan retrains one")
-    selector_id: Optional[int] = None
+    model_id: Optional[int] = Field(default=None, foreign_key="model_registry.model_id",
+                                    description="model_registry.model_id when the plan trains or retrains one")
+    selector_id: Optional[int] = Field(default=None, foreign_key="model_series_selector.selector_id")
     dataset_version_id: Optional[int] = Field(default=None, foreign_key="dataset_version.dataset_version_id")
     enabled: bool = True
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     library: str = "neuralforecast"
-    data: Optional[str] = Field(default=None, description="data set name: synthetic, synthetic_futr, ...")
+    data: Optional[str] = Field(default=None, description="data set name: synthetic, synthetic_futr, ... or "
+                                "gold:<game>:<selector> (a game's gold features)")
     metrics: Any = _json(description="metric names for the evaluate step: mae, rmse, smape, mase, scaled_crps")
     description: Optional[str] = _text()
     expect: Any = _json(description="expected outcome for examples/tests: 'valid' or the rule that must stop it")
@@ -117,7 +119,8 @@ class RunResource(SQLModel, table=True):
     __tablename__ = "run_resource"
     resource_id: Optional[int] = Field(default=None, primary_key=True)
     step_id: Optional[int] = Field(default=None, foreign_key="run_step.step_id", index=True)
-    model_id: Optional[int] = None
+    model_id: Optional[int] = Field(default=None, foreign_key="model_registry.model_id", index=True,
+                                    description="the trained model this training / prediction step belongs to")
     execution_id: Optional[int] = Field(default=None, foreign_key="run_execution.execution_id", index=True)
     wall_s: float
     cpu_user_s: Optional[float] = None

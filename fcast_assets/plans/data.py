@@ -1,4 +1,5 @@
-"""Data sets that plans reference by name (``data: synthetic``): tiny synthetic frames, never lottery data."""
+"""Data sets that plans reference by name: ``synthetic*`` (tiny synthetic frames) or ``gold:<game>:<selector>``
+(a game's gold feature tables, see :mod:`fcast_assets.models.data`)."""
 
 from __future__ import annotations
 
@@ -46,8 +47,16 @@ def synthetic(exog: tuple[str, ...] = (), n_series: int = N_SERIES, n_points: in
     }
 
 
-def load(name: str | None) -> dict[str, Any]:
+def load(name: str | None, engine: Any = None, plan: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A data set by name; ``gold:<game>:<selector>`` reads the game's gold tables (needs the engine) with the
+    exogenous columns the plan's models list (:mod:`fcast_assets.models.data`)."""
     name = name or "synthetic"
+    if name.startswith("gold:"):
+        from ..models.data import load_gold, plan_exog
+
+        if engine is None:
+            raise ValueError(f"data set {name!r} needs the metadata database")
+        return load_gold(name, engine, plan_exog(plan, engine))
     if name not in DATASETS:
         raise KeyError(f"unknown data set {name!r}: known {sorted(DATASETS)}")
     return synthetic(DATASETS[name])

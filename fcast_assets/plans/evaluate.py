@@ -67,7 +67,7 @@ def _long(ev: pd.DataFrame, points: list[str]) -> pd.DataFrame:
 
 def evaluate_forecast(fc: pd.DataFrame, metrics: list[str], train_df: pd.DataFrame,
                       actuals: pd.DataFrame | None = None, probabilistic: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Long frame: metric, model, unique_id (None = overall mean), window (None = all windows), value."""
+    """Long frame: metric, model, unique_id (None = overall mean), window (None = all windows pooled), value."""
     if "y" not in fc.columns:
         if actuals is None:
             raise ValueError("the forecast has no y column and no actuals were given")
@@ -91,8 +91,13 @@ def evaluate_forecast(fc: pd.DataFrame, metrics: list[str], train_df: pd.DataFra
         return pd.DataFrame(columns=["metric", "model", "unique_id", "window", "value"])
     per = pd.concat(frames, ignore_index=True)
     out = [per]
-    if "cutoff" in fc.columns:  # all windows: mean over windows per series
-        out.append(per.groupby(["unique_id", "metric", "model"], as_index=False)["value"].mean().assign(window=None))
+    if "cutoff" in fc.columns:  # all windows: the rows of every window pooled per series (RMSE over all errors)
+        part, points, levels = _split_columns(fc)
+        names = [m for m in metrics if m not in probabilistic or levels]
+        if names and points:
+            ev = evaluate(part, metric_fns(names), models=points, train_df=train_df[["unique_id", "ds", "y"]],
+                          level=levels or None)
+            out.append(_long(ev, points).assign(window=None))
     allw = pd.concat(out, ignore_index=True)
     overall = allw.groupby(["metric", "model", "window"], as_index=False, dropna=False)["value"].mean()
     res = pd.concat([allw, overall.assign(unique_id=None)], ignore_index=True)

@@ -76,7 +76,7 @@ def _resolve_path(path: str, work_dir: Path) -> str:
 class _Exec:
     def __init__(self, engine: Engine, plan: dict[str, Any], ctx: Context, work_dir: Path):
         self.engine, self.plan, self.ctx, self.work_dir = engine, plan, ctx, work_dir
-        self.data = plan_data.load(plan.get("data"))
+        self.data = plan_data.load(plan.get("data"), engine=engine, plan=plan)
         self.models: list[Any] = []
         self.nf = None
         self.forecasts: dict[int, tuple[pd.DataFrame, str, str]] = {}  # ord -> (frame, split, step name)
@@ -141,6 +141,13 @@ class _Exec:
         if not cands:
             raise _Skip(f"no forecast to evaluate{' named ' + on if on else ''} (did the forecast step fail?)")
         fc, split, _ = cands[max(cands)]
+        if params.get("baselines"):
+            from ..models.baselines import add_baselines
+
+            fc = add_baselines(fc, self.data, params["baselines"])
+            path = self.work_dir / f"step{step['ord']:02d}_with_baselines.parquet"
+            fc.to_parquet(path, index=False)
+            self.artifact("forecasts_with_baselines", str(path))
         ev = evaluate_forecast(fc, names, self.data["df"], actuals=self.data["test"],
                                probabilistic=tuple(rules().get("probabilistic_metrics", [])))
         for r in ev.itertuples(index=False):

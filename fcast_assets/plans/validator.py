@@ -381,10 +381,11 @@ def _state(ctx: Context, plan: dict[str, Any], out: list[Violation]) -> dict[str
         s["params"] = dict(s.get("params") or {})
         _classify(ctx, s)
     try:
-        frames = plan_data.load(plan.get("data"))
-    except KeyError as e:
+        frames = plan_data.load(plan.get("data"), engine=ctx.engine, plan=plan)
+    except (KeyError, LookupError, ValueError) as e:
         out.append(Violation(plan["name"], -1, "plan", "data", "unknown_data", str(e.args[0]),
-                             f"use one of {sorted(plan_data.DATASETS)}"))
+                             f"use one of {sorted(plan_data.DATASETS)} or gold:<game>:<selector> of a game whose "
+                             "gold tables are materialized"))
         frames = plan_data.load("synthetic")
     models = [s for s in steps if s["kind"] == "model"]
     hs = [m["params"].get("h") for m in models if isinstance(m["params"].get("h"), int)]
@@ -399,9 +400,13 @@ def _check_step(ctx: Context, state: dict[str, Any], step: dict[str, Any]) -> li
     if step["kind"] == "evaluate":
         known = rules()["metrics"]
         for k in params:
-            if k not in ("metrics", "on"):
-                add(step, k, "unknown_argument", f"evaluate takes metrics and on, not {k!r}",
+            if k not in ("metrics", "on", "baselines"):
+                add(step, k, "unknown_argument", f"evaluate takes metrics, on and baselines, not {k!r}",
                     "remove it")
+        from ..models.baselines import check_baselines
+
+        for msg, fix in check_baselines(params.get("baselines") or [], state["frames"]):
+            add(step, "baselines", "unknown_baseline", msg, fix)
         forecasts = [s for s in state["steps"] if s["ord"] < step["ord"] and s["short"] in FORECASTS]
         if params.get("on") is not None:
             forecasts = [s for s in forecasts if (s.get("name") or s["short"]) == params["on"]]

@@ -1,0 +1,214 @@
+"""Models stage: one ``model`` partition per game x selector (``loto6.N1`` .. ``loto6.N6``, ``loto6.ALL``), kept in
+step with model_series_selector by ``model_selectors`` and ``model_partitions_sensor``.
+
+``trained_models`` registers (first time: model choice from the registry and the compat matrix) and trains the
+selector's model through a validated run plan (CV vs baselines, fit, versioned NeuralForecast.save); later
+materializations retrain from the model_registry row alone. ``predictions``, ``model_evaluation`` and
+``model_xai`` read the current version.
+"""
+
+import base64
+from pathlib import Path
+from typing import Optional
+
+import dagster as dg
+from sqlalchemy import text
+
+from fcast_assets.db.model_models import ModelRegistry, ModelSeriesSelector, ModelXai
+from fcast_assets.defs.compat.assets import compat_matrix
+from fcast_assets.defs.features.assets import gold_features, gold_futr, gold_static
+from fcast_assets.defs.lake.assets import lottery_games
+from fcast_assets.defs.metadata import preview, sql_table_schema
+from fcast_assets.defs.resources import MetadataDB
+
+GROUP = "models"
+model_partitions = dg.DynamicPartitionsDefinition(name="model")
+ALL_UPSTREAM = dg.AllPartitionMapping()  # a model partition reads its game's gold tables (every game's, to Dagster)
+
+
+class TrainConfig(dg.Config):
+    max_steps: Optional[int] = None
+    """Training steps; applies when the model is registered (first training) or with ``reconfigure``."""
+    n_windows: Optional[int] = None
+    """Cross-validation windows; same rule as max_steps."""
+    reconfigure: bool = False
+    """Re-choose the model from models.yaml (new registry settings) instead of retraining the stored row."""
+
+
+def _overrides(config: TrainConfig) -> dict:
+    out: dict = {}
+    if config.max_steps:
+        out["hyperparams"] = {"max_steps": config.max_steps}
+    if config.n_windows:
+        out["cv"] = {"n_windows": config.n_windows}
+    return out
+
+
+def image(path: Optional[str], alt: str) -> dg.MetadataValue:
+    if not path or not Path(path).exists():
+        return dg.MetadataValue.md("(no plot)")
+    data = base64.b64encode(Path(path).read_bytes()).decode()
+    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{data})")
+
+
+def _model_id(engine, key: str) -> int:
+    from fcast_assets.models.selectors import split_key
+    from fcast_assets.models.train import find_model
+
+    game, sel = split_key(key)
+    row = find_model(engine, game, sel)
+    if row is None or not row.version:
+        raise dg.Failure(f"{key} has no trained model: materialize trained_models for this partition first")
+    return int(row.model_id)  # type: ignore[arg-type]
+
+
+@dg.asset(
+    deps=[lottery_games], group_name=GROUP, kinds={"python", "sqlite", "postgres"}, owners=["team:fcast"],
+    description="model_series_selector rows: per active game one selector per main slot (N1..Nk) and ALL; each is "
+    "a `model` partition <game>.<selector> (loto6: 6 + 1 = 7).",
+)
+def model_selectors(context: dg.AssetExecutionContext, meta_db: MetadataDB) -> dg.MaterializeResult:
+    import pandas as pd
+
+    from fcast_assets.lake import games as G
+    from fcast_assets.models.selectors import seed_selectors
+
+    eng = meta_db.engine()
+    sels = [s for spec in G.list_games(eng, active_only=True) for s in seed_selectors(eng, spec)]
+    keys = [s.key for s in sels]
+    known = set(context.instance.get_dynamic_partitions(model_partitions.name))
+    new = [k for k in keys if k not in known]
+    if new:
+        context.instance.add_dynamic_partitions(model_partitions.name, new)
+    df = pd.DataFrame([{"partition": s.key, "game": s.game, "selector": s.name, "unique_ids": ", ".join(s.unique_ids)}
+                       for s in sels])
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(sels),
+        "dagster/column_schema": sql_table_schema(ModelSeriesSelector.__table__),  # type: ignore[attr-defined]
+        "partitions_added": len(new), "preview": preview(df, 60),
+    })
+
+
+@dg.asset(
+    partitions_def=model_partitions,
+    deps=[model_selectors, compat_matrix,
+          *(dg.AssetDep(a, partition_mapping=ALL_UPSTREAM) for a in (gold_features, gold_static, gold_futr))],
+    group_name=GROUP, kinds={"pytorch", "sqlite", "postgres"}, owners=["team:fcast"],
+    description="The selector's model trained through a validated run plan: cross_validation evaluated against "
+    "Naive / HistoricAverage / uniform random draws, fit, NeuralForecast.save to a versioned folder. The first "
+    "materialization registers the model (model_registry: class, hyperparameters, hist/futr/stat exogenous lists "
+    "chosen from registry capabilities and passing compat cells); later ones retrain from that row and add a "
+    "model_version, keeping the old one.",
+)
+def trained_models(context: dg.AssetExecutionContext, config: TrainConfig, meta_db: MetadataDB
+                   ) -> dg.MaterializeResult:
+    from fcast_assets.models.evaluation import comparison_wide
+    from fcast_assets.models.selectors import split_key
+    from fcast_assets.models.train import get_model, train
+
+    eng = meta_db.engine()
+    game, sel = split_key(context.partition_key)
+    context.log.info(f"training {context.partition_key} (1/1): register or retrain, then CV, fit, save, predict")
+    res = train(eng, game, sel, overrides=_overrides(config) or None, reconfigure=config.reconfigure)
+    row = get_model(eng, res["model_id"])
+    with eng.connect() as conn:
+        r = conn.execute(text("""SELECT SUM(wall_s) w, SUM(cpu_user_s) u, SUM(cpu_sys_s) s, MAX(max_rss_mb) rss,
+                                 MAX(max_vram_mb) vram, SUM(io_read_mb) rd, SUM(io_write_mb) wr, MAX(device) dev
+                                 FROM run_resource WHERE execution_id = :e"""), {"e": res["execution_id"]}).first()
+    comp = comparison_wide(eng, res["model_id"])
+    return dg.MaterializeResult(metadata={
+        "model_id": res["model_id"], "version": res["version"], "model_class": row.model_class,
+        "series_mode": row.series_mode, "n_series": row.n_series,
+        "hist_exog": ", ".join(row.hist_exog or []) or "none", "futr_exog": ", ".join(row.futr_exog or []) or "none",
+        "stat_exog": ", ".join(row.stat_exog or []) or "none",
+        "artifact_uri": dg.MetadataValue.path(res["artifact_uri"]), "train_rows": res["train_rows"],
+        "beats_baselines": str(res["beats_baselines"]),
+        "cv_vs_baselines": dg.MetadataValue.md(comp.to_markdown(index=False) if not comp.empty else "none"),
+        "choice_notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in row.notes or []) or "none"),
+        "wall_s": float(r.w or 0), "cpu_s": float((r.u or 0) + (r.s or 0)), "max_rss_mb": float(r.rss or 0),
+        "max_vram_mb": "n/a (no GPU)" if r.vram is None else float(r.vram), "device": r.dev or "",
+        "io_read_mb": float(r.rd or 0), "io_write_mb": float(r.wr or 0),
+        "plan": res["plan"], "execution_id": res["execution_id"],
+        "dagster/row_count": 1,
+        "dagster/column_schema": sql_table_schema(ModelRegistry.__table__),  # type: ignore[attr-defined]
+    })
+
+
+@dg.asset(
+    partitions_def=model_partitions, deps=[trained_models], group_name=GROUP, kinds={"pytorch", "delta"},
+    owners=["team:fcast"],
+    description="Forecast of the next h draws by the current model version (a load + predict run plan on the "
+    "current gold tables), in the game's gold/predictions Delta table (unique_id, draw_no, step, y_hat, model_id, "
+    "version).",
+)
+def predictions(context: dg.AssetExecutionContext, meta_db: MetadataDB) -> dg.MaterializeResult:
+    from fcast_assets.models.train import predict
+
+    eng = meta_db.engine()
+    res = predict(eng, _model_id(eng, context.partition_key))
+    df = res["frame"]
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": res["rows"],
+        "dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(c, str(t)) for c, t in df.dtypes.items()]),
+        "preview": preview(df), "uri": dg.MetadataValue.path(res["uri"]), "delta_version": res["delta_version"],
+        "model_version": res["version"],
+    })
+
+
+@dg.asset(
+    partitions_def=model_partitions, deps=[trained_models], group_name=GROUP, kinds={"pandas", "sqlite", "postgres"},
+    owners=["team:fcast"],
+    description="CV accuracy of the current model version against the baselines (mae / rmse / smape from "
+    "run_metric) and a forecast-vs-actual plot of the CV windows.",
+)
+def model_evaluation(context: dg.AssetExecutionContext, meta_db: MetadataDB) -> dg.MaterializeResult:
+    from fcast_assets.models.evaluation import comparison, comparison_wide, latest_version, plot_forecasts, plot_path
+    from fcast_assets.models.selectors import split_key
+
+    eng = meta_db.engine()
+    mid = _model_id(eng, context.partition_key)
+    game, sel = split_key(context.partition_key)
+    long = comparison(eng, mid)
+    png = plot_forecasts(eng, mid, plot_path(game, sel, "cv_forecasts"))
+    mv = latest_version(eng, mid)
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(long),
+        "dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(c, str(t)) for c, t in long.dtypes.items()]),
+        "cv_vs_baselines": dg.MetadataValue.md(comparison_wide(eng, mid).to_markdown(index=False)),
+        "beats_baselines": str(mv.beats_baselines if mv else None), "version": mv.version if mv else 0,
+        "forecast_vs_actual": image(png, "CV forecasts vs actual"),
+        "plot": dg.MetadataValue.path(png or ""),
+    })
+
+
+@dg.asset(
+    partitions_def=model_partitions, deps=[trained_models], group_name=GROUP,
+    kinds={"pytorch", "delta", "sqlite", "postgres"}, owners=["team:fcast"],
+    description="Feature importance of the current model version (permutation importance on the last CV "
+    "windows: MAE increase when one exogenous feature is shuffled) in model_xai; per-time attributions in the "
+    "game's gold/xai Delta table.",
+)
+def model_xai(context: dg.AssetExecutionContext, meta_db: MetadataDB) -> dg.MaterializeResult:
+    from fcast_assets.models.evaluation import plot_importance, plot_path
+    from fcast_assets.models.selectors import split_key
+    from fcast_assets.models.xai import explain
+
+    eng = meta_db.engine()
+    game, sel = split_key(context.partition_key)
+    res = explain(eng, _model_id(eng, context.partition_key))
+    imp = res["importance"]
+    png = plot_importance(imp, plot_path(game, sel, "importance"), f"{context.partition_key}: permutation importance")
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(imp),
+        "dagster/column_schema": sql_table_schema(ModelXai.__table__),  # type: ignore[attr-defined]
+        "importance": preview(imp, 30), "method": res["method"], "windows": res["windows"],
+        "base_mae": res["base_mae"], "attributions": res["attributions"], "uri": dg.MetadataValue.path(res["uri"]),
+        "importance_plot": image(png, "permutation importance"),
+    })
+
+
+model_refresh_job = dg.define_asset_job(
+    "model_refresh_job", selection=[trained_models, predictions, model_evaluation, model_xai],
+    partitions_def=model_partitions,
+    description="Train (or retrain from the registry row) one model partition, then predict, evaluate, explain.",
+)

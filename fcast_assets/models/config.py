@@ -1,0 +1,34 @@
+"""The model configuration (``models.yaml``): defaults deep-merged with the game's overrides."""
+
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+ALL = "ALL"
+SERIES_MODES = ("per_slot", "multivariate_joint", "global_univariate")
+
+
+@lru_cache(maxsize=1)
+def _file() -> dict[str, Any]:
+    return yaml.safe_load(resources.files("fcast_assets.models").joinpath("models.yaml").read_text())
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in (over or {}).items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def game_config(game: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The configuration of one game: defaults <- games.<game> <- ``overrides`` (e.g. small test settings)."""
+    doc = _file()
+    cfg = merge(merge(doc["default"], (doc.get("games") or {}).get(game) or {}), overrides or {})
+    if cfg["all_mode"] not in ("multivariate_joint", "global_univariate"):
+        raise ValueError(f"all_mode must be multivariate_joint or global_univariate, not {cfg['all_mode']!r}")
+    return cfg

@@ -1,0 +1,100 @@
+"""``model_series_selector`` rows: one per main slot (N1..Nk) and one ALL over every main slot, per game. Each
+selector is a Dagster ``model`` partition ``<game>.<selector>``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from ..db.dataset_models import DatasetGame
+from ..db.model_models import ModelSeriesSelector
+from ..lake.games import GameSpec
+from .config import ALL
+
+
+@dataclass(frozen=True)
+class Selector:
+    selector_id: int
+    game: str
+    game_id: int
+    name: str
+    unique_ids: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        return partition_key(self.game, self.name)
+
+
+def partition_key(game: str, name: str) -> str:
+    return f"{game}.{name}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    game, sep, name = key.rpartition(".")
+    if not sep or not game or not name:
+        raise ValueError(f"a model partition key is <game>.<selector> (e.g. loto6.N1), not {key!r}")
+    return game, name
+
+
+def wanted(spec: GameSpec) -> dict[str, list[str]]:
+    """Selector name -> unique_ids: one per main slot, plus ALL (bonus numbers are not modelled)."""
+    ids = [f"{spec.code}_N{i}" for i in range(1, spec.n_main + 1)]
+    return {**{f"N{i + 1}": [u] for i, u in enumerate(ids)}, ALL: ids}
+
+
+def _to(sel: ModelSeriesSelector, code: str) -> Selector:
+    return Selector(sel.selector_id, code, sel.game_id, sel.name, tuple(sel.unique_ids or ()))  # type: ignore[arg-type]
+
+
+def seed_selectors(engine: Engine, spec: GameSpec) -> list[Selector]:
+    """Create the game's selectors (idempotent; a selector whose slots changed is updated)."""
+    out = []
+    with Session(engine) as s:
+        have = {x.name: x for x in s.exec(select(ModelSeriesSelector)
+                                          .where(ModelSeriesSelector.game_id == spec.game_id))}
+        for name, ids in wanted(spec).items():
+            row = have.get(name)
+            if row is None:
+                row = ModelSeriesSelector(game_id=spec.game_id, name=name, unique_ids=ids,
+                                          partition_key=partition_key(spec.code, name))
+                s.add(row)
+            elif list(row.unique_ids or []) != ids:
+                row.unique_ids = ids
+                s.add(row)
+        s.commit()
+        rows = s.exec(select(ModelSeriesSelector).where(ModelSeriesSelector.game_id == spec.game_id)
+                      .order_by(ModelSeriesSelector.selector_id)).all()
+        out = [_to(r, spec.code) for r in rows if r.name in wanted(spec)]
+    return out
+
+
+def get_selector(engine: Engine, game: str, name: str) -> Selector:
+    with Session(engine) as s:
+        row = s.exec(select(ModelSeriesSelector, DatasetGame.code)
+                     .join(DatasetGame, DatasetGame.game_id == ModelSeriesSelector.game_id)
+                     .where(DatasetGame.code == game, ModelSeriesSelector.name == name)).first()
+    if row is None:
+        raise LookupError(f"no selector {name!r} for game {game!r}: selectors are N1..Nk and ALL of an active game "
+                          "(materialize model_selectors or run `fcast model selectors`)")
+    return _to(row[0], row[1])
+
+
+def selector_by_id(engine: Engine, selector_id: int) -> Selector:
+    with Session(engine) as s:
+        row = s.exec(select(ModelSeriesSelector, DatasetGame.code)
+                     .join(DatasetGame, DatasetGame.game_id == ModelSeriesSelector.game_id)
+                     .where(ModelSeriesSelector.selector_id == selector_id)).first()
+    if row is None:
+        raise LookupError(f"no selector with id {selector_id}")
+    return _to(row[0], row[1])
+
+
+def all_partition_keys(engine: Engine, active_only: bool = True) -> list[str]:
+    with Session(engine) as s:
+        q = select(ModelSeriesSelector.partition_key).join(
+            DatasetGame, DatasetGame.game_id == ModelSeriesSelector.game_id)
+        if active_only:
+            q = q.where(DatasetGame.active.is_(True))  # type: ignore[attr-defined]
+        return list(s.exec(q.order_by(ModelSeriesSelector.selector_id)))
