@@ -1,5 +1,5 @@
-"""Copy the latest benchmark figures (reports/scan_bench.json, reports/compat_bench.json) into README.md
-between the BENCH / COMPAT-BENCH markers.
+"""Copy the latest benchmark figures (reports/scan_bench.json, compat_bench.json, features_bench.json,
+models_bench.json) into README.md between the BENCH / COMPAT-BENCH / FEATURES-BENCH / MODELS-BENCH markers.
 
     uv run python benchmarks/update_readme.py
 """
@@ -53,6 +53,28 @@ def features_table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def models_table(fig: dict) -> str:
+    rows = fig["models"]
+    beat = [r for r in rows if r["beats_baselines"]]
+    games = sorted({r["game"] for r in rows}, key=[r["game"] for r in rows].index)
+    total = sum(r["train_seconds"] + r["predict_seconds"] + r["xai_seconds"] for r in rows)
+    out = [f"The full run (`benchmarks/models_bench.py`, {fig['cpus']}-core CPU machine, default configuration): "
+           f"**{len(rows)} models** over {len(games)} games ({', '.join(games)}), trained, predicted and explained "
+           f"in {total / 60:.1f} minutes ({fig['total_seconds'] / 60:.1f} with the registry scan, compat cells and "
+           f"lake + gold builds). **{len(beat)} of {len(rows)} models beat every baseline** on every CV metric"
+           + (f" ({', '.join(r['game'] + '.' + r['selector'] for r in beat)})" if beat else "")
+           + ". Per model (CV over the last 20 draws, one step ahead):", "",
+           "| model | series | train rows | train s | predict s | xai s | peak RSS MB | CV MAE | best baseline | "
+           "its MAE | Naive MAE | uniform draw MAE | beats all | top feature |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---|"]
+    for r in rows:
+        out.append(f"| {r['game']}.{r['selector']} | {r['series']} | {r['train_rows']} | {r['train_seconds']} | "
+                   f"{r['predict_seconds']} | {r['xai_seconds']} | {r['max_rss_mb']:.0f} | {r['mae']:.3f} | "
+                   f"{r['best_baseline']} | {r['best_baseline_mae']:.3f} | {r['naive_mae']:.3f} | "
+                   f"{r['uniform_draw_mae']:.3f} | {'yes' if r['beats_baselines'] else 'no'} | {r['top_feature']} |")
+    return "\n".join(out)
+
+
 def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
@@ -65,6 +87,9 @@ def main() -> None:
     feats = ROOT / "reports" / "features_bench.json"
     if feats.exists():
         text = _replace(text, "FEATURES-BENCH", features_table(json.loads(feats.read_text())))
+    models = ROOT / "reports" / "models_bench.json"
+    if models.exists():
+        text = _replace(text, "MODELS-BENCH", models_table(json.loads(models.read_text())))
     readme.write_text(text)
 
 

@@ -8,6 +8,7 @@ import click
 from tabulate import tabulate
 
 from . import config
+from .progress import terminal_progress
 
 
 def _engine():
@@ -25,7 +26,9 @@ def main() -> None:
 @click.argument("libraries", nargs=-1)
 @click.option("--all", "all_", is_flag=True, help="scan every library of libraries.yaml")
 def scan(libraries: tuple[str, ...], all_: bool) -> None:
-    """Scan LIBRARIES (installed releases) into the registry tables."""
+    """Scan LIBRARIES (installed releases) into the registry tables.
+
+    On a terminal a progress bar (modules walked) is drawn on stderr; nothing when stderr is redirected."""
     from .registry import LibraryNotInstalledError, UnknownLibraryError, library_names, scan_and_store
 
     names = library_names() if all_ else list(libraries)
@@ -34,7 +37,8 @@ def scan(libraries: tuple[str, ...], all_: bool) -> None:
     rows, failed = [], False
     for name in names:
         try:
-            s = scan_and_store(name, _engine())
+            with terminal_progress(f"scan {name}", unit="module") as bar:
+                s = scan_and_store(name, _engine(), progress=bar)
         except (UnknownLibraryError, LibraryNotInstalledError) as e:
             click.echo(f"error: {e}", err=True)
             failed = True
@@ -82,7 +86,9 @@ def search(query: str, library: str | None, kind: str | None, limit: int) -> Non
 @click.option("--rerun", type=int, default=None, help="re-run one cell from its compat_result row (result_id)")
 @click.option("--report", "report", default=None, type=click.Path(), help="write the Markdown report here")
 def compat(run_, library, models, families, workers, cell_timeout, method, param, rerun, report) -> None:
-    """Compatibility matrix: run it, show a (method, param) table, re-run a cell, write the report."""
+    """Compatibility matrix: run it, show a (method, param) table, re-run a cell, write the report.
+
+    With --run on a terminal a progress bar (cells done / total, current model) is drawn on stderr."""
     from pathlib import Path
 
     from .compat.probe import run_matrix
@@ -92,10 +98,10 @@ def compat(run_, library, models, families, workers, cell_timeout, method, param
     if not (run_ or rerun or report or (method and param)):
         raise click.UsageError("give --run, --method and --param, --rerun ID or --report FILE")
     if run_:
-        bar = _progress_bar()
-        s = run_matrix(engine, library, models=list(models) or None, families=list(families) or None,
-                       workers=workers, cell_timeout=cell_timeout, progress=bar)
-        click.echo(f"\ncompat run {s['compat_run_id']}: {s['cells']} cells in {s['wall_seconds']}s "
+        with terminal_progress(f"compat {library}", unit="cell") as bar:
+            s = run_matrix(engine, library, models=list(models) or None, families=list(families) or None,
+                           workers=workers, cell_timeout=cell_timeout, progress=bar)
+        click.echo(f"compat run {s['compat_run_id']}: {s['cells']} cells in {s['wall_seconds']}s "
                    f"({', '.join(f'{k} {v}' for k, v in sorted(s['counts'].items()))}); "
                    f"capability mismatches: {len(s['capability_mismatches'])}")
     if rerun is not None:
@@ -116,17 +122,6 @@ def compat(run_, library, models, families, workers, cell_timeout, method, param
             click.echo(tabulate(table.reset_index(), headers="keys", showindex=False))
     if report:
         click.echo(f"wrote {write_report(engine, Path(report), library)}")
-
-
-def _progress_bar():
-    """A progress line on a terminal; silent when output is not one."""
-    if not sys.stdout.isatty():
-        return None
-
-    def show(done: int, total: int, model: str) -> None:
-        click.echo(f"\r{done}/{total} cells ({100 * done // max(total, 1)}%) {model:<20}", nl=False)
-
-    return show
 
 
 @main.group()
@@ -157,6 +152,10 @@ main.add_command(_game_group)
 from .plans.cli import plan as _plan_group  # noqa: E402
 
 main.add_command(_plan_group)
+
+from .models.cli import model as _model_group  # noqa: E402
+
+main.add_command(_model_group)
 
 
 if __name__ == "__main__":

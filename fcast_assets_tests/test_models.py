@@ -169,6 +169,7 @@ def test_loto6_seven_models_through_dagster(env):
         r = _run(env, [MA.trained_models], key, SMALL)
         md = _meta(r, "trained_models")
         assert md["version"].value == 1 and "NHITS" in md["cv_vs_baselines"].value
+        assert md["dagster/row_count"].value == 1 and "NHITS" in md["preview"].value
         assert md["max_vram_mb"].value == "n/a (no GPU)" or float(md["max_vram_mb"].value) > 0
     reg = T.model_table(eng, "loto6")
     assert len(reg) == 7 and set(reg["status"]) == {"trained"}
@@ -200,7 +201,7 @@ def test_loto6_seven_models_through_dagster(env):
     last = int(deltaio.read(gold.gold_uri(env["spec"], "features"))["draw_no"].max())
     assert len(pred) == 6 and set(pred["draw_no"]) == {last + 1} and pred["y_hat"].notna().all()
     ev = _meta(r, "model_evaluation")
-    assert ev["forecast_vs_actual"].value.startswith("![") and Path(ev["plot"].value).stat().st_size > 2000
+    assert ev["forecast_vs_actual"].value.startswith("![") and Path(ev["forecast_vs_actual_path"].value).stat().st_size > 2000
     mid = int(all_row.model_id)
     with Session(eng) as s:
         xai = s.exec(select(ModelXai).where(ModelXai.model_id == mid)).all()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import pandas as pd
@@ -106,8 +106,10 @@ def window_ends(draw_nos: np.ndarray, stride: int, context: int) -> list[int]:
 
 
 def embed_frame(frame: pd.DataFrame, embedder: Embedder, context: int = 64, stride: int = 50,
-                batch: int = 64) -> pd.DataFrame:
-    """One row per series and window end: unique_id, ds, draw_no (window end), model, dim, embedding (list)."""
+                batch: int = 64, progress: Optional[Callable[[str], None]] = None) -> pd.DataFrame:
+    """One row per series and window end: unique_id, ds, draw_no (window end), model, dim, embedding (list).
+
+    ``progress(unique_id)`` is called after each series (optional)."""
     rows: list[dict[str, Any]] = []
     for uid, g in frame.groupby("unique_id", sort=False):
         y = g["y"].to_numpy(dtype=np.float32)
@@ -118,6 +120,8 @@ def embed_frame(frame: pd.DataFrame, embedder: Embedder, context: int = 64, stri
             rows.append({"unique_id": uid, "ds": g["ds"].iloc[e], "draw_no": int(g["draw_no"].iloc[e]),
                          "model": embedder.name, "model_path": embedder.path, "context": int(context),
                          "dim": int(len(v)), "embedding": v.astype(np.float32).tolist()})
+        if progress:
+            progress(str(uid))
     return pd.DataFrame(rows, columns=EMB_COLUMNS)
 
 

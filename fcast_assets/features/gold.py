@@ -13,7 +13,7 @@ schema hash, availability per feature: covers the horizon or not).
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import pandas as pd
 import pyarrow as pa
@@ -217,9 +217,12 @@ def horizon_gaps(futr: pd.DataFrame, ids: list[str], h: int) -> list[str]:
 
 def build_embeddings(engine: Engine, spec: GameSpec, root: Optional[str] = None,
                      models: Optional[dict[str, str]] = None, context: int = 64, stride: int = 50,
-                     n_components: int = 4) -> dict[str, Any]:
+                     n_components: int = 4, progress: Optional[Callable[[int, int, str], None]] = None
+                     ) -> dict[str, Any]:
     """gold_embeddings (window embeddings as array columns) + gold/emb_features (hist_emb_* by PCA, as of the
-    previous draw) for every configured model; ``{"skipped": ...}`` when none is configured."""
+    previous draw) for every configured model; ``{"skipped": ...}`` when none is configured.
+
+    ``progress(done, total, "<model> <unique_id>")`` is called after each (model, series) pair (optional)."""
     from . import embeddings as EMB
     from .registry import register_features
 
@@ -228,8 +231,14 @@ def build_embeddings(engine: Engine, spec: GameSpec, root: Optional[str] = None,
         return {"skipped": "skipped: no model configured (FCAST_CHRONOS_MODEL / FCAST_TIMESFM_MODEL)"}
     frame = slot_series(spec, root)
     parts = []
+    total, done = len(models) * frame["unique_id"].nunique(), [0]
     for kind, path in models.items():
-        parts.append(EMB.embed_frame(frame, EMB.Embedder(kind, path), context=context, stride=stride))
+        def step(uid: str, kind: str = kind) -> None:
+            done[0] += 1
+            if progress:
+                progress(done[0], total, f"{kind} {uid}")
+
+        parts.append(EMB.embed_frame(frame, EMB.Embedder(kind, path), context=context, stride=stride, progress=step))
     emb = pd.concat(parts, ignore_index=True)
     res = write_gold(engine, spec, "embeddings", emb, root,
                      extra_stats={"models": {k: v for k, v in models.items()}, "context": context, "stride": stride,

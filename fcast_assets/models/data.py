@@ -38,6 +38,23 @@ def parse(name: str) -> tuple[str, str]:
     return parts[0], parts[1]
 
 
+def plan_h(plan: dict[str, Any] | None, engine: Engine | None = None) -> int | None:
+    """The largest ``h`` of the plan's model steps; for a registered model's plan without model steps, the
+    model's h; None otherwise."""
+    hs = [s["params"]["h"] for s in (plan or {}).get("steps") or []
+          if isinstance((s.get("params") or {}).get("h"), int)]
+    if not hs and (plan or {}).get("model_id") and engine is not None:
+        from sqlmodel import Session
+
+        from ..db.model_models import ModelRegistry
+
+        with Session(engine) as s:
+            row = s.get(ModelRegistry, plan["model_id"])
+        h = (row.hyperparams or {}).get("h") if row is not None else None
+        return int(h) if isinstance(h, int) else None
+    return max(hs) if hs else None
+
+
 def plan_exog(plan: dict[str, Any] | None, engine: Engine | None = None) -> dict[str, list[str]]:
     """hist / futr / stat columns named by the plan's model steps (union, in order); a plan without model steps
     that belongs to a registered model (``model_id``: load + predict) gets the model's stored lists."""
@@ -62,7 +79,7 @@ def plan_exog(plan: dict[str, Any] | None, engine: Engine | None = None) -> dict
 
 
 def load_gold(name: str, engine: Engine, exog: dict[str, list[str]] | None = None,
-              root: str | None = None) -> dict[str, Any]:
+              root: str | None = None, h: int | None = None) -> dict[str, Any]:
     from .selectors import get_selector
 
     game, sel_name = parse(name)
@@ -95,6 +112,8 @@ def load_gold(name: str, engine: Engine, exog: dict[str, list[str]] | None = Non
                .rename(columns={"draw_no": "ds"}).sort_values(["unique_id", "ds"]).reset_index(drop=True)
                if not futr.empty else pd.DataFrame(columns=["unique_id", "ds", *fcols]))
     futr_df["ds"] = futr_df["ds"].astype("int64")
+    if h:  # the steps the models forecast (gold_futr covers the gold horizon, often longer)
+        futr_df = futr_df[futr_df.groupby("unique_id").cumcount() < int(h)].reset_index(drop=True)
     static = deltaio.read(gold.gold_uri(spec, "static", root))
     scols = [c for c in exog["stat"] if c in static.columns]
     static_df = (static[static["unique_id"].isin(ids)][["unique_id", *scols]].reset_index(drop=True)

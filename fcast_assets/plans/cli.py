@@ -9,6 +9,7 @@ import click
 from tabulate import tabulate
 
 from .. import config
+from ..progress import terminal_progress
 
 
 def _engine():
@@ -97,12 +98,24 @@ def plan_validate(file: str | None, names: tuple[str, ...]) -> None:
 @click.argument("names", nargs=-1)
 @click.option("--all", "all_", is_flag=True, help="every plan, enabled or not")
 def plan_run(names: tuple[str, ...], all_: bool) -> None:
-    """Validate and execute NAMES (default: every enabled plan). Invalid plans are not executed."""
+    """Validate and execute NAMES (default: every enabled plan). Invalid plans are not executed.
+
+    On a terminal a progress bar (plans done / total, current plan) is drawn on stderr."""
+    from .loader import plan_names
     from .runner import run_plans
 
     engine = _engine()
     _registry_ready(engine)
-    out = run_plans(engine, list(names) or None, enabled_only=not all_)
+    todo = list(names) or plan_names(engine, enabled_only=not all_)
+    with terminal_progress("plan run", unit="plan") as bar:
+        if bar is None:
+            out = run_plans(engine, todo, enabled_only=not all_)
+        else:  # one plan at a time, so the bar moves between plans
+            out = []
+            for i, n in enumerate(todo):
+                bar(i, len(todo), n)
+                out += run_plans(engine, [n], enabled_only=not all_)
+                bar(i + 1, len(todo), n)
     rows = [[o["plan"], o["status"], o.get("execution_id") or "",
              " ".join(f"{k}:{v}" for k, v in (o.get("steps") or {}).items()) or "; ".join(o.get("violations", []))]
             for o in out]

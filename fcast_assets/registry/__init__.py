@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import Engine
 
@@ -16,14 +16,15 @@ __all__ = [
 ]
 
 
-def scan_and_store(library: str | LibrarySpec, engine: Engine) -> dict[str, Any]:
+def scan_and_store(library: str | LibrarySpec, engine: Engine,
+                   progress: Callable[[int, int, str], None] | None = None) -> dict[str, Any]:
     """Scan ``library`` and write it into the registry; returns the write summary plus scan seconds.
 
     Unknown names raise UnknownLibraryError and missing libraries LibraryNotInstalledError, both before
-    anything is written.
+    anything is written. ``progress(done, total, module)`` follows the module walk (optional).
     """
     spec = library if isinstance(library, LibrarySpec) else get_library(library)
-    result = scan_library(spec)
+    result = scan_library(spec, progress=progress)
     summary = write_scan(engine, spec, result)
     return {**summary, "library": spec.name, "version": result.version, "scan_seconds": round(result.seconds, 2),
             "import_failures": result.import_failures}

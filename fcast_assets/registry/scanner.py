@@ -23,7 +23,7 @@ import traceback
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, Callable
 
 import griffe
 import yaml
@@ -266,9 +266,14 @@ def _params(
 
 
 # ------------------------------------------------------------------------------------------------ walking
+Progress = Callable[[int, int, str], None]
+"""``progress(done, total, module)``: modules scanned, modules known so far (grows while subpackages are found)."""
+
+
 class _Walker:
-    def __init__(self, spec: LibrarySpec):
+    def __init__(self, spec: LibrarySpec, progress: Progress | None = None):
         self.spec = spec
+        self.progress = progress
         self.root = spec.import_name
         self.roots = spec.roots
         self.symbols: dict[str, SymbolRec] = {}
@@ -288,6 +293,7 @@ class _Walker:
             except Exception as e:  # noqa: BLE001
                 self.failures.append({"module": extra, "exception_type": type(e).__name__, "message": str(e)[:1000]})
         seen = {m.__name__ for m in stack}
+        done = 0
         while stack:
             mod = stack.pop()
             self.scan_module(mod)
@@ -308,6 +314,9 @@ class _Walker:
                     })
                     continue
                 stack.append(sub)
+            done += 1
+            if self.progress:
+                self.progress(done, done + len(stack), mod.__name__)
 
     def scan_module(self, mod: Any) -> None:
         name = mod.__name__
@@ -564,8 +573,10 @@ def _classify_loss(rec: SymbolRec, symbols: dict[str, SymbolRec]) -> dict | None
 
 
 # ------------------------------------------------------------------------------------------------ entry
-def scan_library(spec: LibrarySpec) -> ScanResult:
-    """Scan one installed library. Raises LibraryNotInstalledError when it is not installed."""
+def scan_library(spec: LibrarySpec, progress: Progress | None = None) -> ScanResult:
+    """Scan one installed library. Raises LibraryNotInstalledError when it is not installed.
+
+    ``progress(done, total, module)`` is called after each module (optional; for progress bars and logs)."""
     t0 = time.perf_counter()
     version = installed_version(spec)
     if version is None:
@@ -574,7 +585,7 @@ def scan_library(spec: LibrarySpec) -> ScanResult:
             f"{spec.import_name!r}); install it, e.g. `uv pip install {spec.dist_name}`"
         )
     try:
-        walker = _Walker(spec)
+        walker = _Walker(spec, progress)
         walker.walk()
         walker.derive()
     except ImportError as e:

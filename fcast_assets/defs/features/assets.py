@@ -9,11 +9,14 @@ only where a model is configured; ``gold_features`` (hist_ + fut_ on history row
 from typing import Any, Optional
 
 import dagster as dg
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 from sqlmodel import Session, select
 
 from fcast_assets.db.feature_models import FeatureDef
 from fcast_assets.defs.lake.assets import game_partitions, silver_series
+from fcast_assets.defs.metadata import log_progress, preview
 from fcast_assets.defs.resources import MetadataDB
 from fcast_assets.features import gold
 from fcast_assets.lake import games as G
@@ -48,6 +51,15 @@ def _type(t: pa.DataType) -> str:
     return str(t)
 
 
+def _narrow(df: pd.DataFrame, cols: int = 12) -> pd.DataFrame:
+    """The first ``cols`` columns of the latest rows, list cells (embeddings) shown as their length."""
+    out = df.iloc[-10:, :cols].copy()
+    for c in out.columns:
+        if out[c].map(lambda v: isinstance(v, (list, tuple, np.ndarray))).any():
+            out[c] = out[c].map(lambda v: f"[{len(v)} values]" if isinstance(v, (list, tuple, np.ndarray)) else v)
+    return out
+
+
 def _meta(res: dict[str, Any], spec: G.GameSpec) -> dict[str, Any]:
     schema: pa.Schema = res["schema"]
     nulls = res.get("null_rates") or {}
@@ -56,6 +68,7 @@ def _meta(res: dict[str, Any], spec: G.GameSpec) -> dict[str, Any]:
         "game": spec.code,
         "dagster/row_count": res["rows"],
         "dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(f.name, _type(f.type)) for f in schema]),
+        "preview": preview(_narrow(res["frame"])) if res.get("frame") is not None else dg.MetadataValue.md("-"),
         "features": res["features"],
         "features_per_group": dg.MetadataValue.json(res.get("per_group") or {}),
         "null_rates": dg.MetadataValue.md("| feature | null rate |\n|---|---|\n"
@@ -107,7 +120,7 @@ def embeddings(context: dg.AssetExecutionContext, config: EmbeddingsConfig, meta
     if config.timesfm_model:
         models["timesfm"] = config.timesfm_model
     res = gold.build_embeddings(eng, spec, models=models, context=config.context, stride=config.stride,
-                                n_components=config.n_components)
+                                n_components=config.n_components, progress=log_progress(context, "embeddings"))
     if "skipped" in res:
         context.log.info(res["skipped"])
         return dg.MaterializeResult(metadata={"game": spec.code, "status": res["skipped"]})

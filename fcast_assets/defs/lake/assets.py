@@ -8,6 +8,7 @@ silver is overwritten as a new table version; each materialization records a ``d
 from typing import Optional
 
 import dagster as dg
+import pandas as pd
 from dagster_pyspark import LazyPySparkResource
 
 from fcast_assets.defs.lake.checks import (
@@ -18,7 +19,10 @@ from fcast_assets.defs.lake.checks import (
     silver_check_result,
     silver_check_spec,
 )
+from fcast_assets.db.dataset_models import DatasetGame, DatasetProfile
+from fcast_assets.defs.metadata import delta_schema, image_metadata, sql_table_schema, table_metadata
 from fcast_assets.defs.resources import MetadataDB
+from fcast_assets.lake import deltaio, plots
 from fcast_assets.lake import games as G
 from fcast_assets.lake import pipeline
 from fcast_assets.lake.silver import engine_name
@@ -59,7 +63,11 @@ def lottery_games(context: dg.AssetExecutionContext, meta_db: MetadataDB) -> dg.
     if new:
         context.instance.add_dynamic_partitions(game_partitions.name, new)
     games = G.list_games(eng)
+    rows = pd.DataFrame([{"code": g.code, "name": g.name, "n_main": g.n_main, "n_bonus": g.n_bonus,
+                          "number_min": g.number_min, "number_max": g.number_max, "active": g.active}
+                         for g in games])
     return dg.MaterializeResult(metadata={
+        **table_metadata(len(games), sql_table_schema(DatasetGame.__table__), rows, rows=50),
         "seeded": added, "active": active, "partitions_added": new,
         "games": dg.MetadataValue.md("\n".join(
             f"- `{g.code}` {g.name}: {g.n_main} main {g.number_min}–{g.number_max}, {g.n_bonus} bonus, "
@@ -88,9 +96,11 @@ def bronze_draws(context: dg.AssetExecutionContext, config: BronzeConfig, meta_d
     res = pipeline.ingest_bronze(eng, spec, scraper=scraper, overwrite_changed=config.overwrite_changed,
                                  run_id=context.run.run_id)
     context.log.info(f"{spec.code}: {res['row_count']} draws, {res['inserted']} new, {res['errors']} rule errors")
+    draws = deltaio.read(res["uri"])
+    latest = draws.sort_values("draw_no", ascending=False).drop(columns=["raw_hash", "ingested_at"])
     yield dg.MaterializeResult(metadata={
         "game": spec.code,
-        "dagster/row_count": res["row_count"],
+        **table_metadata(res["row_count"], delta_schema(res["uri"]), latest),
         "inserted": res["inserted"],
         "written": res["written"],
         "source_disagreements": res["changed"],
@@ -102,6 +112,8 @@ def bronze_draws(context: dg.AssetExecutionContext, config: BronzeConfig, meta_d
         "dataset_version_id": res["dataset_version_id"],
         "delta_version": res["delta_version"],
         "lake_uri": dg.MetadataValue.path(res["uri"]),
+        **image_metadata("draw_frequency", plots.draw_frequency_png(spec, draws),
+                         f"{spec.code}: draw-number frequency per slot"),
     })
     yield bronze_check_result(res)
 
@@ -125,11 +137,16 @@ def silver_series(context: dg.AssetExecutionContext, config: SilverConfig, meta_
     spark = pyspark.spark_session if engine == "spark" else None  # the session comes from dagster-pyspark
     res = pipeline.build_silver_table(eng, spec, engine_name=engine, spark=spark, run_id=context.run.run_id)
     problems = pipeline.silver_issues(spec, res["frame"], res["draws"])
+    frame = res["frame"]
+    raw = frame[frame["transform"] == "raw"].sort_values(["draw_no", "unique_id"], ascending=[False, True])
     yield dg.MaterializeResult(metadata={
         "game": spec.code,
-        "dagster/row_count": res["row_count"],
+        **table_metadata(res["row_count"], delta_schema(res["uri"]), raw),
         "series": res["series"],
         "draws": res["draws"],
+        "first_draw_date": str(pd.Timestamp(frame["ds"].min()).date()),
+        "last_draw_date": str(pd.Timestamp(frame["ds"].max()).date()),
+        "dq_issues": len(problems),
         "engine": res["engine"],
         "dataset_version_id": res["dataset_version_id"],
         "delta_version": res["delta_version"],
@@ -162,8 +179,10 @@ def dataset_profile(context: dg.AssetExecutionContext, meta_db: MetadataDB):
             f"{next((r['value'] for r in rows if r['unique_id'] == u and r['metric'] == m), float('nan')):.4g}"
             for m in ("chi2_pvalue", "ljung_box_pvalue", "runs_pvalue", "spectral_entropy", "verdict_random"))
         + " |" for u in series)
+    sample = pd.DataFrame([{k: r[k] for k in ("unique_id", "metric", "value")} for r in rows])
     yield dg.MaterializeResult(metadata={
         "game": spec.code,
+        **table_metadata(res["rows"], sql_table_schema(DatasetProfile.__table__), sample),
         "verdict": res["verdict"],
         "verdict_random": res["verdict_random"],
         "pooled_chi2_pvalue": res["pooled_chi2_pvalue"],
@@ -174,6 +193,7 @@ def dataset_profile(context: dg.AssetExecutionContext, meta_db: MetadataDB):
         "profile": dg.MetadataValue.md(
             "| series | chi2 p | Ljung-Box p | runs p | spectral entropy | random |\n|---|---|---|---|---|---|\n"
             + table),
+        **image_metadata("profile_plot", plots.profile_png(spec, rows), f"{spec.code}: predictability profile"),
     })
     missing = [u for u in series if u not in with_verdict]
     yield dg.AssetCheckResult(check_name=PROFILE_VERDICT, asset_key="dataset_profile", passed=not missing,

@@ -7,8 +7,6 @@ materializations retrain from the model_registry row alone. ``predictions``, ``m
 ``model_xai`` read the current version.
 """
 
-import base64
-from pathlib import Path
 from typing import Optional
 
 import dagster as dg
@@ -18,7 +16,7 @@ from fcast_assets.db.model_models import ModelRegistry, ModelSeriesSelector, Mod
 from fcast_assets.defs.compat.assets import compat_matrix
 from fcast_assets.defs.features.assets import gold_features, gold_futr, gold_static
 from fcast_assets.defs.lake.assets import lottery_games
-from fcast_assets.defs.metadata import preview, sql_table_schema
+from fcast_assets.defs.metadata import image_metadata, sql_table_schema, table_metadata
 from fcast_assets.defs.resources import MetadataDB
 
 GROUP = "models"
@@ -44,11 +42,12 @@ def _overrides(config: TrainConfig) -> dict:
     return out
 
 
-def image(path: Optional[str], alt: str) -> dg.MetadataValue:
-    if not path or not Path(path).exists():
-        return dg.MetadataValue.md("(no plot)")
-    data = base64.b64encode(Path(path).read_bytes()).decode()
-    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{data})")
+def _image(key: str, path: Optional[str], title: str) -> dict:
+    return image_metadata(key, path, title) if path else {key: dg.MetadataValue.md("(no plot)")}
+
+
+def _schema(df) -> dg.TableSchema:  # noqa: ANN001
+    return dg.TableSchema(columns=[dg.TableColumn(str(c), str(t)) for c, t in df.dtypes.items()])
 
 
 def _model_id(engine, key: str) -> int:
@@ -83,9 +82,8 @@ def model_selectors(context: dg.AssetExecutionContext, meta_db: MetadataDB) -> d
     df = pd.DataFrame([{"partition": s.key, "game": s.game, "selector": s.name, "unique_ids": ", ".join(s.unique_ids)}
                        for s in sels])
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": len(sels),
-        "dagster/column_schema": sql_table_schema(ModelSeriesSelector.__table__),  # type: ignore[attr-defined]
-        "partitions_added": len(new), "preview": preview(df, 60),
+        **table_metadata(len(sels), sql_table_schema(ModelSeriesSelector.__table__), df, 60),  # type: ignore[attr-defined]
+        "partitions_added": len(new),
     })
 
 
@@ -104,7 +102,7 @@ def trained_models(context: dg.AssetExecutionContext, config: TrainConfig, meta_
                    ) -> dg.MaterializeResult:
     from fcast_assets.models.evaluation import comparison_wide
     from fcast_assets.models.selectors import split_key
-    from fcast_assets.models.train import get_model, train
+    from fcast_assets.models.train import get_model, model_table, train
 
     eng = meta_db.engine()
     game, sel = split_key(context.partition_key)
@@ -129,8 +127,8 @@ def trained_models(context: dg.AssetExecutionContext, config: TrainConfig, meta_
         "max_vram_mb": "n/a (no GPU)" if r.vram is None else float(r.vram), "device": r.dev or "",
         "io_read_mb": float(r.rd or 0), "io_write_mb": float(r.wr or 0),
         "plan": res["plan"], "execution_id": res["execution_id"],
-        "dagster/row_count": 1,
-        "dagster/column_schema": sql_table_schema(ModelRegistry.__table__),  # type: ignore[attr-defined]
+        **table_metadata(1, sql_table_schema(ModelRegistry.__table__),  # type: ignore[attr-defined]
+                         model_table(eng).query("model_id == @res['model_id']")),
     })
 
 
@@ -148,9 +146,8 @@ def predictions(context: dg.AssetExecutionContext, meta_db: MetadataDB) -> dg.Ma
     res = predict(eng, _model_id(eng, context.partition_key))
     df = res["frame"]
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": res["rows"],
-        "dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(c, str(t)) for c, t in df.dtypes.items()]),
-        "preview": preview(df), "uri": dg.MetadataValue.path(res["uri"]), "delta_version": res["delta_version"],
+        **table_metadata(res["rows"], _schema(df), df),
+        "uri": dg.MetadataValue.path(res["uri"]), "delta_version": res["delta_version"],
         "model_version": res["version"],
     })
 
@@ -172,12 +169,10 @@ def model_evaluation(context: dg.AssetExecutionContext, meta_db: MetadataDB) -> 
     png = plot_forecasts(eng, mid, plot_path(game, sel, "cv_forecasts"))
     mv = latest_version(eng, mid)
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": len(long),
-        "dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(c, str(t)) for c, t in long.dtypes.items()]),
+        **table_metadata(len(long), _schema(long), long),
         "cv_vs_baselines": dg.MetadataValue.md(comparison_wide(eng, mid).to_markdown(index=False)),
         "beats_baselines": str(mv.beats_baselines if mv else None), "version": mv.version if mv else 0,
-        "forecast_vs_actual": image(png, "CV forecasts vs actual"),
-        "plot": dg.MetadataValue.path(png or ""),
+        **_image("forecast_vs_actual", png, "CV forecasts vs actual"),
     })
 
 
@@ -199,11 +194,10 @@ def model_xai(context: dg.AssetExecutionContext, meta_db: MetadataDB) -> dg.Mate
     imp = res["importance"]
     png = plot_importance(imp, plot_path(game, sel, "importance"), f"{context.partition_key}: permutation importance")
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": len(imp),
-        "dagster/column_schema": sql_table_schema(ModelXai.__table__),  # type: ignore[attr-defined]
-        "importance": preview(imp, 30), "method": res["method"], "windows": res["windows"],
+        **table_metadata(len(imp), sql_table_schema(ModelXai.__table__), imp, 30),  # type: ignore[attr-defined]
+        "method": res["method"], "windows": res["windows"],
         "base_mae": res["base_mae"], "attributions": res["attributions"], "uri": dg.MetadataValue.path(res["uri"]),
-        "importance_plot": image(png, "permutation importance"),
+        **_image("importance_plot", png, "permutation importance"),
     })
 
 
