@@ -170,6 +170,8 @@ def test_loto6_seven_models_through_dagster(env):
         md = _meta(r, "trained_models")
         assert md["version"].value == 1 and "NHITS" in md["cv_vs_baselines"].value
         assert md["dagster/row_count"].value == 1 and "NHITS" in md["preview"].value
+        logs = [e.user_message for e in inst.all_logs(r.run_id)]
+        assert any(f"training {key}: plan steps: 7/7" in m for m in logs)  # progress in the run log
         assert md["max_vram_mb"].value == "n/a (no GPU)" or float(md["max_vram_mb"].value) > 0
     reg = T.model_table(eng, "loto6")
     assert len(reg) == 7 and set(reg["status"]) == {"trained"}

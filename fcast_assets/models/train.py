@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import pandas as pd
 from sqlalchemy import Engine, text, update
@@ -212,8 +212,8 @@ def check_features(engine: Engine, row: ModelRegistry, sel: Selector) -> dict[st
     return data
 
 
-def retrain(engine: Engine, model_id: int, reason: str = "manual", work_root: Optional[str] = None
-            ) -> dict[str, Any]:
+def retrain(engine: Engine, model_id: int, reason: str = "manual", work_root: Optional[str] = None,
+            progress: Optional[Callable[[int, int, str], None]] = None) -> dict[str, Any]:
     """Train a new version of a registered model from its registry row alone; the old version is kept."""
     row = get_model(engine, model_id)
     sel = selector_by_id(engine, row.selector_id)
@@ -224,7 +224,7 @@ def retrain(engine: Engine, model_id: int, reason: str = "manual", work_root: Op
     name = f"train.{sel.key}.v{version}"
     plan = training_plan(name, f"gold:{sel.game}:{sel.name}", row, artifact)
     _store(engine, plan, row.model_id, sel.selector_id)  # type: ignore[arg-type]
-    res = runner.run_plan(engine, name, work_root=work_root)
+    res = runner.run_plan(engine, name, work_root=work_root, progress=progress)
     eid = res["execution_id"]
     with engine.begin() as conn:
         conn.execute(update(RunResource).where(RunResource.execution_id == eid).values(model_id=row.model_id))
@@ -273,13 +273,14 @@ def retrain(engine: Engine, model_id: int, reason: str = "manual", work_root: Op
 
 
 def train(engine: Engine, game: str, selector: str, overrides: Optional[dict[str, Any]] = None,
-          reconfigure: bool = False, reason: Optional[str] = None, work_root: Optional[str] = None) -> dict[str, Any]:
+          reconfigure: bool = False, reason: Optional[str] = None, work_root: Optional[str] = None,
+          progress: Optional[Callable[[int, int, str], None]] = None) -> dict[str, Any]:
     """Register (first time) and train the selector's model; later calls retrain from the registry row."""
     existing = find_model(engine, game, selector) if _has_selector(engine, game, selector) else None
     row = register(engine, game, selector, overrides, reconfigure=reconfigure)
     why = reason or ("initial" if existing is None or not existing.version else
                      "reconfigured" if reconfigure else "retrain")
-    return retrain(engine, row.model_id, reason=why, work_root=work_root)  # type: ignore[arg-type]
+    return retrain(engine, row.model_id, reason=why, work_root=work_root, progress=progress)  # type: ignore[arg-type]
 
 
 def _has_selector(engine: Engine, game: str, selector: str) -> bool:

@@ -15,7 +15,7 @@ import os
 import traceback
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 from sqlalchemy import Engine, insert, update
@@ -163,8 +163,10 @@ class _Skip(Exception):
 
 
 def run_plan(engine: Engine, plan: int | str, work_root: str | Path | None = None,
-             ctx: Context | None = None) -> dict[str, Any]:
-    """Validate, then execute one plan. Raises PlanNotValidError (nothing executed) when validation fails."""
+             ctx: Context | None = None, progress: Callable[[int, int, str], None] | None = None
+             ) -> dict[str, Any]:
+    """Validate, then execute one plan. Raises PlanNotValidError (nothing executed) when validation fails.
+    ``progress(done, total, current step)`` is called before each step and once at the end (optional)."""
     p = get_plan(engine, plan)
     ctx = ctx or Context(engine, p.get("library") or "neuralforecast")
     violations = validate_plan(engine, p, ctx)
@@ -183,7 +185,9 @@ def run_plan(engine: Engine, plan: int | str, work_root: str | Path | None = Non
         _classify(ctx, s)
     statuses: dict[int, str] = {}
     blocked = None
-    for s in steps:
+    for i, s in enumerate(steps):
+        if progress:
+            progress(i, len(steps), s.get("name") or s["short"])
         started = utcnow()
         ex.artifacts, ex.metrics = [], []
         err = None
@@ -220,6 +224,8 @@ def run_plan(engine: Engine, plan: int | str, work_root: str | Path | None = Non
             if ex.metrics:
                 conn.execute(insert(rm.RunMetric.__table__),  # type: ignore[attr-defined]
                              [{"step_id": s["step_id"], "execution_id": eid, **m} for m in ex.metrics])
+    if progress:
+        progress(len(steps), len(steps), "done")
     final = "success" if all(v == "success" for v in statuses.values()) else "failed"
     with engine.begin() as conn:
         conn.execute(update(rm.RunExecution).where(rm.RunExecution.execution_id == eid)

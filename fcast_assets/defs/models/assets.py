@@ -16,7 +16,7 @@ from fcast_assets.db.model_models import ModelRegistry, ModelSeriesSelector, Mod
 from fcast_assets.defs.compat.assets import compat_matrix
 from fcast_assets.defs.features.assets import gold_features, gold_futr, gold_static
 from fcast_assets.defs.lake.assets import lottery_games
-from fcast_assets.defs.metadata import image_metadata, sql_table_schema, table_metadata
+from fcast_assets.defs.metadata import image_metadata, log_progress, sql_table_schema, table_metadata
 from fcast_assets.defs.resources import MetadataDB
 
 GROUP = "models"
@@ -106,8 +106,8 @@ def trained_models(context: dg.AssetExecutionContext, config: TrainConfig, meta_
 
     eng = meta_db.engine()
     game, sel = split_key(context.partition_key)
-    context.log.info(f"training {context.partition_key} (1/1): register or retrain, then CV, fit, save, predict")
-    res = train(eng, game, sel, overrides=_overrides(config) or None, reconfigure=config.reconfigure)
+    res = train(eng, game, sel, overrides=_overrides(config) or None, reconfigure=config.reconfigure,
+                progress=log_progress(context, f"training {context.partition_key}: plan steps"))
     row = get_model(eng, res["model_id"])
     with eng.connect() as conn:
         r = conn.execute(text("""SELECT SUM(wall_s) w, SUM(cpu_user_s) u, SUM(cpu_sys_s) s, MAX(max_rss_mb) rss,
