@@ -208,9 +208,16 @@ def test_loto6_seven_models_through_dagster(env):
     with Session(eng) as s:
         xai = s.exec(select(ModelXai).where(ModelXai.model_id == mid)).all()
     feats = set(all_row.hist_exog) | set(all_row.futr_exog) | set(all_row.stat_exog)
-    assert {x.feature_name for x in xai} == feats and all(np.isfinite(x.importance) for x in xai)
+    perm = [x for x in xai if x.method == "permutation"]
+    ig = [x for x in xai if x.method == "integrated_gradients"]
+    assert {x.feature_name for x in perm} == feats and all(np.isfinite(x.importance) for x in xai)
+    assert {x.feature_name for x in ig} == feats | {"insample_y"}  # neuralforecast's explain (captum)
+    assert all(x.importance >= 0 for x in ig) and max(ig, key=lambda x: x.importance).importance > 0
     per_time = deltaio.read(xai_uri("loto6"))
-    assert set(per_time["feature"]) == feats and (per_time["attribution"] >= 0).all()
+    assert set(per_time["method"]) == {"permutation", "integrated_gradients"}
+    assert set(per_time["feature"]) == feats | {"insample_y"} and (per_time["attribution"] >= 0).all()
+    lags = per_time[per_time["method"] == "integrated_gradients"]
+    assert lags["lag"].max() == 0 and lags["lag"].min() == -game_config("loto6")["hyperparams"]["input_size"]  # + h = 1
     comp = comparison(eng, mid)
     assert set(comp["metric"]) == {"mae", "rmse", "smape"} and comp["value"].notna().all()
     ov = overview(eng, "loto6")

@@ -1,13 +1,17 @@
-"""Attribution per model: permutation importance on the last CV windows.
+"""Attribution per model, two methods side by side in ``model_xai``:
 
-neuralforecast's own ``NeuralForecast.explain`` needs the optional ``captum`` package (not a dependency here), so
-every model gets permutation importance: for the last ``windows`` forecast origins of the history, the loaded model
-forecasts the next h draws from the true inputs and from inputs where one exogenous feature is shuffled (across the
-origins' rows; hist_ and fut_ in the history and the future rows, stat_ across series); the importance is the
-increase of the MAE against the actual draws, averaged over ``repeats`` shuffles. The per-origin changes of the
-forecast (|y_hat(shuffled) - y_hat|) are the per-time attributions, written to the game's gold/xai Delta table.
-For univariate models all variants are forecast in one ``predict`` call (each variant is its own series); a
-multivariate model is called once per origin and variant.
+- ``integrated_gradients``: neuralforecast's own ``NeuralForecast.explain`` (captum's IntegratedGradients) over the
+  last ``windows`` forecast origins: per feature the mean absolute attribution of the one-step forecast, summed
+  over the input window (hist_ / fut_), plus ``insample_y`` (the target's own lags); univariate models only (the
+  explainer of a multivariate model is called with its fixed ``n_series``, which the origin windows break).
+- ``permutation``: for every model: the loaded model forecasts the next h draws from the true inputs and from
+  inputs where one exogenous feature is shuffled (across the origins' rows; hist_ and fut_ in the history and the
+  future rows, stat_ across series); the importance is the increase of the MAE against the actual draws, averaged
+  over ``repeats`` shuffles. For univariate models all variants go through one ``predict`` call (each variant is its
+  own series); a multivariate model is called once per origin and variant.
+
+Per-time attributions go to the game's gold/xai Delta table: |y_hat(shuffled) - y_hat| per origin and step
+(permutation) and the attribution of every input draw of the window (integrated gradients).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from .selectors import selector_by_id
 from .train import _model_name, check_features, exog_of, get_model
 
 METHOD = "permutation"
+IG = "integrated_gradients"
 
 
 def xai_uri(game: str, root: Optional[str] = None) -> str:
@@ -88,6 +93,61 @@ def _predict(nf: Any, H: pd.DataFrame, F: pd.DataFrame, S: pd.DataFrame, exog: d
     return pd.concat(parts, ignore_index=True)
 
 
+def integrated_gradients(nf: Any, data: dict[str, Any], exog: dict[str, list[str]], origins: list[int], h: int,
+                         keep: int, model_name: str) -> Optional[tuple[pd.DataFrame, pd.DataFrame]]:
+    """(importance per feature, per-time attributions) from ``NeuralForecast.explain``; None without captum."""
+    try:
+        import captum  # noqa: F401
+    except ImportError:
+        return None
+    import warnings
+
+    H, F, S, _ = _frames(data, exog, origins, h, keep, [("__base__", 0)], seed=0)
+    kw: dict[str, Any] = {}
+    if exog["futr"]:
+        kw["futr_df"] = F
+    if exog["stat"]:
+        kw["static_df"] = S
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fc, ex = nf.explain(df=H, verbose=False, **kw)
+    e = ex[model_name]
+    fc = fc.reset_index() if "unique_id" not in fc.columns else fc
+    ids = list(dict.fromkeys(fc["unique_id"]))  # the explainer's series order = the forecast's
+    imp: dict[str, float] = {}
+    rows: list[pd.DataFrame] = []
+
+    def add(arr: Any, names: list[str], has_time: bool) -> None:
+        a = np.abs(np.asarray(arr, dtype="float64"))  # (series, horizon, 1, outputs, features[, time])
+        per_series = a.sum(axis=-1) if has_time else a  # summed over the input window
+        for j, f in enumerate(names):
+            imp[f] = float(per_series[..., j].mean())
+        if has_time:
+            t = a.mean(axis=(1, 2, 3))  # (series, features, time)
+            for j, f in enumerate(names):
+                frame = pd.DataFrame(t[:, j, :], index=ids)
+                frame.columns = range(-frame.shape[1] + 1, 1) if frame.shape[1] else []
+                long = frame.stack().rename("attribution").rename_axis(["vid", "lag"]).reset_index()
+                rows.append(long.assign(feature=f))
+
+    if e.get("insample") is not None:
+        add(np.asarray(e["insample"])[..., 0][..., None, :], ["insample_y"], True)
+    if exog["hist"] and e.get("hist_exog") is not None:
+        add(e["hist_exog"], exog["hist"], True)
+    if exog["futr"] and e.get("futr_exog") is not None:
+        add(e["futr_exog"], exog["futr"], True)
+    if exog["stat"] and e.get("stat_exog") is not None:
+        add(e["stat_exog"], exog["stat"], False)
+    importance = pd.DataFrame({"feature": list(imp), "importance": list(imp.values()), "importance_std": np.nan})
+    per = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["vid", "lag", "attribution", "feature"])
+    parts = per["vid"].str.split("#", expand=True)
+    per = per.assign(unique_id=parts[0], origin_draw_no=parts[1].astype(int))
+    # lag 0 of a futr_ feature is the forecast draw (origin + 1); of a hist_ feature / y the origin itself
+    shift = per["feature"].isin(exog["futr"]).astype(int)
+    per["draw_no"] = per["origin_draw_no"] + per["lag"] + shift
+    return importance, per.drop(columns=["vid"])
+
+
 def explain(engine: Engine, model_id: int, windows: Optional[int] = None, repeats: Optional[int] = None,
             seed: int = 0, root: Optional[str] = None) -> dict[str, Any]:
     """Permutation importance of every exogenous feature of the model's current version -> model_xai rows and the
@@ -143,6 +203,14 @@ def explain(engine: Engine, model_id: int, windows: Optional[int] = None, repeat
                      detail={"group": group.get(r.feature), "windows": len(origins), "repeats": repeats,
                              "base_mae": base_mae, "h": h})
             for _, r in imp.iterrows()]
+    ig = None if multivariate else integrated_gradients(nf, data, exog, origins, h, max(2 * input_size, 32), col)
+    if ig is not None:
+        rows += [ModelXai(model_id=row.model_id, version=row.version, feature_name=r.feature,
+                          importance=float(r.importance), method=IG,
+                          detail={"group": group.get(r.feature, "target"), "windows": len(origins),
+                                  "explainer": "captum IntegratedGradients via NeuralForecast.explain",
+                                  "unit": "mean |attribution| of the forecast, summed over the input window"})
+                 for r in ig[0].itertuples()]
     with Session(engine) as s:
         s.exec(delete(ModelXai).where(ModelXai.model_id == row.model_id, ModelXai.version == row.version))  # type: ignore[call-overload]
         s.add_all(rows)
@@ -150,8 +218,10 @@ def explain(engine: Engine, model_id: int, windows: Optional[int] = None, repeat
     per_time = (perm.groupby(["series", "origin", "ds", "feature"], as_index=False)
                 .agg(attribution=("attribution", "mean"), y_hat_base=("y_hat_base", "first"), y=("y", "first"))
                 .rename(columns={"series": "unique_id", "origin": "origin_draw_no", "ds": "draw_no"}))
-    per_time = per_time.assign(model_id=int(row.model_id), version=int(row.version), selector=sel.name,  # type: ignore[arg-type]
-                               method=METHOD)
+    per_time = per_time.assign(method=METHOD, lag=np.nan)
+    if ig is not None:
+        per_time = pd.concat([per_time, ig[1].assign(method=IG)], ignore_index=True)
+    per_time = per_time.assign(model_id=int(row.model_id), version=int(row.version), selector=sel.name)  # type: ignore[arg-type]
     uri = xai_uri(sel.game, root)
     old = deltaio.read(uri)
     if not old.empty:
@@ -160,6 +230,8 @@ def explain(engine: Engine, model_id: int, windows: Optional[int] = None, repeat
     dv = deltaio.overwrite(uri, _to_arrow(both))
     table = imp.rename(columns={"mean": "importance", "std": "importance_std"}).sort_values("importance",
                                                                                           ascending=False)
+    ig_table = None if ig is None else ig[0].sort_values("importance", ascending=False).reset_index(drop=True)
     return {"model_id": row.model_id, "key": sel.key, "version": row.version, "method": METHOD,
             "importance": table.reset_index(drop=True), "base_mae": base_mae, "windows": len(origins),
+            "integrated_gradients": ig_table,
             "uri": uri, "delta_version": dv, "attributions": len(per_time)}

@@ -179,8 +179,9 @@ def model_evaluation(context: dg.AssetExecutionContext, meta_db: MetadataDB) -> 
 @dg.asset(
     partitions_def=model_partitions, deps=[trained_models], group_name=GROUP,
     kinds={"pytorch", "delta", "sqlite", "postgres"}, owners=["team:fcast"],
-    description="Feature importance of the current model version (permutation importance on the last CV "
-    "windows: MAE increase when one exogenous feature is shuffled) in model_xai; per-time attributions in the "
+    description="Feature importance of the current model version in model_xai, two methods: neuralforecast's "
+    "NeuralForecast.explain (captum integrated gradients; univariate models) and permutation importance (MAE "
+    "increase on the last CV windows when one exogenous feature is shuffled); per-time attributions of both in the "
     "game's gold/xai Delta table.",
 )
 def model_xai(context: dg.AssetExecutionContext, meta_db: MetadataDB) -> dg.MaterializeResult:
@@ -195,7 +196,11 @@ def model_xai(context: dg.AssetExecutionContext, meta_db: MetadataDB) -> dg.Mate
     png = plot_importance(imp, plot_path(game, sel, "importance"), f"{context.partition_key}: permutation importance")
     return dg.MaterializeResult(metadata={
         **table_metadata(len(imp), sql_table_schema(ModelXai.__table__), imp, 30),  # type: ignore[attr-defined]
-        "method": res["method"], "windows": res["windows"],
+        "integrated_gradients": dg.MetadataValue.md(
+            res["integrated_gradients"].to_markdown(index=False) if res["integrated_gradients"] is not None
+            else "not available (multivariate model, or captum missing)"),
+        "methods": "permutation" + (", integrated_gradients" if res["integrated_gradients"] is not None else ""),
+        "windows": res["windows"],
         "base_mae": res["base_mae"], "attributions": res["attributions"], "uri": dg.MetadataValue.path(res["uri"]),
         **_image("importance_plot", png, "permutation importance"),
     })
