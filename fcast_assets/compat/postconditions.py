@@ -71,8 +71,8 @@ def check_columns(df: pd.DataFrame, *, model_names: Iterable[str], level: Iterab
             missing.append(m)
         for lv in level or []:
             missing += [c for c in (f"{m}-lo-{_fmt(lv)}", f"{m}-hi-{_fmt(lv)}") if c not in cols]
-        for q in quantiles or []:
-            if f"{m}_ql{q}" not in cols:
+        for q in quantiles or []:  # model quantiles are <m>_ql<q>, conformal ones <m>-ql<q> (neuralforecast)
+            if f"{m}_ql{q}" not in cols and f"{m}-ql{q}" not in cols:
                 missing.append(f"{m}_ql{q}")
     if missing:
         breaches.append(f"requested columns missing: {', '.join(missing[:6])}")

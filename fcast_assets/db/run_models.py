@@ -64,7 +64,8 @@ class RunExecution(SQLModel, table=True):
     execution_id: Optional[int] = Field(default=None, primary_key=True)
     plan_id: int = Field(foreign_key="run_plan.plan_id", index=True)
     release_id: Optional[int] = Field(default=None, foreign_key="registry_release.release_id")
-    status: str = Field(default="running", description="running / success / failed")
+    status: str = Field(default="running", description="running / success / suspect (a step's output broke a "
+                        "post-condition) / failed")
     started_at: datetime = Field(default_factory=utcnow)
     ended_at: Optional[datetime] = None
     work_dir: Optional[str] = None
@@ -75,7 +76,8 @@ class RunResult(SQLModel, table=True):
     result_id: Optional[int] = Field(default=None, primary_key=True)
     step_id: int = Field(foreign_key="run_step.step_id", index=True)
     execution_id: Optional[int] = Field(default=None, foreign_key="run_execution.execution_id", index=True)
-    status: str = Field(description="success / failed / skipped")
+    status: str = Field(description="success / suspect (ran; the output breaks a post-condition, listed in "
+                        "summary.breaches) / failed / skipped")
     started_at: Optional[datetime] = None
     ended_at: Optional[datetime] = None
     summary: Any = _json()

@@ -109,11 +109,19 @@ def _store(engine: Engine, plan: dict[str, Any], model_id: int, selector_id: int
 
 
 def _errors(engine: Engine, execution_id: int) -> str:
+    """The exceptions of the failed steps and the post-condition breaches of the suspect ones."""
+    from ..db.models import JSONType
+
     with engine.connect() as conn:
         rows = conn.execute(text("""SELECT s.name, e.exception_type, e.message FROM run_error e
                                     JOIN run_step s ON s.step_id = e.step_id WHERE e.execution_id = :e"""),
                             {"e": execution_id}).all()
-    return "; ".join(f"{r.name}: {r.exception_type}: {(r.message or '')[:300]}" for r in rows) or "a step failed"
+        suspect = conn.execute(text("""SELECT s.name, r.summary FROM run_result r JOIN run_step s
+                                       ON s.step_id = r.step_id WHERE r.execution_id = :e AND r.status = 'suspect'""")
+                               .columns(summary=JSONType), {"e": execution_id}).all()
+    out = [f"{r.name}: {r.exception_type}: {(r.message or '')[:300]}" for r in rows]
+    out += [f"{r.name}: suspect output: {'; '.join((r.summary or {}).get('breaches') or [])}" for r in suspect]
+    return "; ".join(out) or "a step failed"
 
 
 def cv_metrics(engine: Engine, execution_id: int) -> dict[str, dict[str, float]]:

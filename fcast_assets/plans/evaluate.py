@@ -1,6 +1,7 @@
 """Evaluation of a forecast step with ``utilsforecast.evaluation.evaluate``: the plan's metrics, per series and
 overall, per cross-validation window. Interval columns (``M-lo-80``/``M-hi-80``) feed the probabilistic metrics;
-symmetric quantile columns (``M-ql0.1``/``M-ql0.9``) are read as the equivalent level."""
+symmetric quantile columns (``M-ql0.1``/``M-ql0.9`` of conformal intervals, ``M_ql0.1``/``M_ql0.9`` of quantile
+losses) are read as the equivalent level."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from utilsforecast.evaluation import evaluate
 
 KEYS = {"unique_id", "ds", "cutoff", "y"}
 _LEVEL = re.compile(r"^(?P<m>.+)-(?P<side>lo|hi)-(?P<lv>\d+(\.\d+)?)$")
-_QUANT = re.compile(r"^(?P<m>.+)-ql(?P<q>0?\.\d+|[01](\.0+)?)$")
+_QUANT = re.compile(r"^(?P<m>.+?)(?P<sep>[-_])ql(?P<q>0?\.\d+|[01](\.0+)?)$")  # conformal -ql, model _ql
 
 
 def metric_fns(names: list[str]) -> list[Callable]:
@@ -36,11 +37,12 @@ def _split_columns(fc: pd.DataFrame) -> tuple[pd.DataFrame, list[str], list[int 
         m = _QUANT.match(str(c))
         if m:
             q = float(m["q"])
-            if q < 0.5 and f"{m['m']}-ql{round(1 - q, 10):g}" in fc.columns:
+            upper = f"{m['m']}{m['sep']}ql{round(1 - q, 10):g}"
+            if q < 0.5 and upper in fc.columns:
                 lv = round(100 * (1 - 2 * q), 6)
                 lv = int(lv) if float(lv).is_integer() else lv
                 rename[c] = f"{m['m']}-lo-{lv}"
-                rename[f"{m['m']}-ql{round(1 - q, 10):g}"] = f"{m['m']}-hi-{lv}"
+                rename[upper] = f"{m['m']}-hi-{lv}"
     fc = fc.rename(columns=rename)
     levels: set = set()
     points = []

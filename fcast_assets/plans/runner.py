@@ -130,8 +130,35 @@ class _Exec:
             self.artifact({"predict": "predictions", "cross_validation": "cv_predictions",
                            "predict_insample": "insample"}[short], str(path))
             self.forecasts[step["ord"]] = (out, SPLIT[short], step.get("name") or short)
-            return _frame_summary(out)
+            summary = _frame_summary(out)
+            breaches = self.postconditions(short, kw, out)
+            if breaches:
+                raise _Suspect(breaches, summary)
+            return summary
         raise ValueError(f"the runner cannot execute {step['qualname']}")
+
+    def postconditions(self, short: str, kw: dict[str, Any], out: pd.DataFrame) -> list[str]:
+        """Breaches of the forecast's post-conditions (one row per id and step on the freq grid after the last ds,
+        the interval / quantile columns asked for, no NaN); predict_insample is not checked."""
+        from ..compat.postconditions import check_cross_validation, check_forecast
+
+        names = [str(m) for m in self.nf.models]
+        h = kw.get("h") or max(int(m.h) for m in self.nf.models)
+        level, quantiles = kw.get("level"), kw.get("quantiles")
+        if short == "predict":
+            if kw.get("df") is not None:  # forecasting from a new history
+                last = kw["df"].groupby("unique_id")["ds"].max().to_dict()
+            elif getattr(self.nf, "uids", None) is not None and getattr(self.nf, "last_dates", None) is not None:
+                last = dict(zip(list(self.nf.uids), list(self.nf.last_dates)))  # what fit (or load) stored
+            else:
+                last = self.data["df"].groupby("unique_id")["ds"].max().to_dict()
+            return check_forecast(out, last_ds=last, h=h, freq=self.nf.freq, model_names=names, level=level,
+                                  quantiles=quantiles)
+        if short == "cross_validation":
+            return check_cross_validation(out, n_ids=kw["df"]["unique_id"].nunique(), h=h,
+                                          n_windows=kw.get("n_windows", 1), model_names=names, level=level,
+                                          quantiles=quantiles)
+        return []
 
     def evaluate(self, step: dict[str, Any]) -> dict[str, Any]:
         params = step["params"]
@@ -160,6 +187,14 @@ class _Exec:
 
 class _Skip(Exception):
     pass
+
+
+class _Suspect(Exception):
+    """The step ran, but its output breaks a post-condition: recorded as ``suspect`` with the breaches."""
+
+    def __init__(self, breaches: list[str], summary: dict[str, Any]):
+        super().__init__("; ".join(breaches))
+        self.breaches, self.summary = breaches, summary
 
 
 def run_plan(engine: Engine, plan: int | str, work_root: str | Path | None = None,
@@ -202,6 +237,8 @@ def run_plan(engine: Engine, plan: int | str, work_root: str | Path | None = Non
                     status = "success"
                 except _Skip as e:
                     status, summary = "skipped", {"reason": str(e)}
+                except _Suspect as e:
+                    status, summary = "suspect", {**e.summary, "breaches": e.breaches}
                 except Exception as e:  # noqa: BLE001 - recorded, the plan goes on
                     status = "failed"
                     err = {"exception_type": type(e).__name__, "message": str(e)[:4000],
@@ -226,7 +263,8 @@ def run_plan(engine: Engine, plan: int | str, work_root: str | Path | None = Non
                              [{"step_id": s["step_id"], "execution_id": eid, **m} for m in ex.metrics])
     if progress:
         progress(len(steps), len(steps), "done")
-    final = "success" if all(v == "success" for v in statuses.values()) else "failed"
+    vals = set(statuses.values())
+    final = "success" if vals == {"success"} else "suspect" if vals == {"success", "suspect"} else "failed"
     with engine.begin() as conn:
         conn.execute(update(rm.RunExecution).where(rm.RunExecution.execution_id == eid)
                      .values(status=final, ended_at=utcnow(), work_dir=str(work_dir)))
