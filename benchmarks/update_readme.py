@@ -78,20 +78,13 @@ def models_table(fig: dict) -> str:
 def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
-    scan = ROOT / "reports" / "scan_bench.json"
-    if scan.exists():
-        text = _replace(text, "BENCH", scan_table(json.loads(scan.read_text())))
-    compat = ROOT / "reports" / "compat_bench.json"
-    if compat.exists():
-        text = _replace(text, "COMPAT-BENCH", compat_text(json.loads(compat.read_text())))
-    feats = ROOT / "reports" / "features_bench.json"
-    if feats.exists():
-        text = _replace(text, "FEATURES-BENCH", features_table(json.loads(feats.read_text())))
-    models = ROOT / "reports" / "models_bench.json"
-    if models.exists():
-        text = _replace(text, "MODELS-BENCH", models_table(json.loads(models.read_text())))
+    for name, marker, render in (("scan_bench.json", "BENCH", scan_table), ("compat_bench.json", "COMPAT-BENCH",
+                                 compat_text), ("features_bench.json", "FEATURES-BENCH", features_table),
+                                 ("models_bench.json", "MODELS-BENCH", models_table)):
+        fig = ROOT / "reports" / name
+        if fig.exists():
+            text = _replace(text, marker, render(json.loads(fig.read_text())))
     readme.write_text(text)
-
 
 if __name__ == "__main__":
     main()

@@ -38,44 +38,36 @@ def parse(name: str) -> tuple[str, str]:
     return parts[0], parts[1]
 
 
-def plan_h(plan: dict[str, Any] | None, engine: Engine | None = None) -> int | None:
-    """The largest ``h`` of the plan's model steps; for a registered model's plan without model steps, the
-    model's h; None otherwise."""
-    hs = [s["params"]["h"] for s in (plan or {}).get("steps") or []
-          if isinstance((s.get("params") or {}).get("h"), int)]
-    if not hs and (plan or {}).get("model_id") and engine is not None:
-        from sqlmodel import Session
-
-        from ..db.model_models import ModelRegistry
-
-        with Session(engine) as s:
-            row = s.get(ModelRegistry, plan["model_id"])
-        h = (row.hyperparams or {}).get("h") if row is not None else None
-        return int(h) if isinstance(h, int) else None
-    return max(hs) if hs else None
-
-
-def plan_exog(plan: dict[str, Any] | None, engine: Engine | None = None) -> dict[str, list[str]]:
-    """hist / futr / stat columns named by the plan's model steps (union, in order); a plan without model steps
-    that belongs to a registered model (``model_id``: load + predict) gets the model's stored lists."""
-    out: dict[str, list[str]] = {"hist": [], "futr": [], "stat": []}
-    has_models = any("params" in s and any(p in (s.get("params") or {}) for p in EXOG_PARAMS)
-                     for s in (plan or {}).get("steps") or [])
-    if not has_models and (plan or {}).get("model_id") and engine is not None:
-        from ..db.model_models import ModelRegistry
-        from sqlmodel import Session
-
-        with Session(engine) as s:
-            row = s.get(ModelRegistry, plan["model_id"])
-        if row is not None:
-            return {"hist": list(row.hist_exog or []), "futr": list(row.futr_exog or []),
-                    "stat": list(row.stat_exog or [])}
-    for s in (plan or {}).get("steps") or []:
+def plan_inputs(plan: dict[str, Any] | None, engine: Engine | None = None
+                ) -> tuple[dict[str, list[str]], int | None]:
+    """(hist / futr / stat columns, h) named by the plan's model steps (columns: union, in order; h: the largest).
+    A plan whose steps name no exogenous list (or no h) and that belongs to a registered model (``model_id``: a
+    load + predict plan) gets the model's stored lists (or h) instead; None when there is no h at all."""
+    steps = (plan or {}).get("steps") or []
+    exog: dict[str, list[str]] = {"hist": [], "futr": [], "stat": []}
+    for s in steps:
         for p, grp in EXOG_PARAMS.items():
             for c in (s.get("params") or {}).get(p) or []:
-                if c not in out[grp]:
-                    out[grp].append(c)
-    return out
+                if c not in exog[grp]:
+                    exog[grp].append(c)
+    hs = [s["params"]["h"] for s in steps if isinstance((s.get("params") or {}).get("h"), int)]
+    h = max(hs) if hs else None
+    names_exog = any(p in (s.get("params") or {}) for s in steps for p in EXOG_PARAMS)
+    if (not names_exog or h is None) and (plan or {}).get("model_id") and engine is not None:
+        from sqlmodel import Session
+
+        from ..db.model_models import ModelRegistry
+
+        with Session(engine) as ses:
+            row = ses.get(ModelRegistry, plan["model_id"])  # type: ignore[index]
+        if row is not None:
+            if not names_exog:
+                exog = {"hist": list(row.hist_exog or []), "futr": list(row.futr_exog or []),
+                        "stat": list(row.stat_exog or [])}
+            if h is None:
+                rh = (row.hyperparams or {}).get("h")
+                h = int(rh) if isinstance(rh, int) else None
+    return exog, h
 
 
 def load_gold(name: str, engine: Engine, exog: dict[str, list[str]] | None = None,

@@ -12,8 +12,6 @@ from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 
 from ..db.model_models import ModelVersion
-from ..lake import deltaio
-from .selectors import selector_by_id
 from .train import _artifact, _model_name, get_model
 
 
@@ -184,13 +182,3 @@ def stale_models(engine: Engine) -> list[dict[str, Any]]:
 def _ts(v: Any) -> pd.Timestamp:
     t = pd.Timestamp(v)
     return t.tz_convert(None) if t.tzinfo is not None else t
-
-
-def predictions(game: str, root: Optional[str] = None) -> pd.DataFrame:
-    from .train import predictions_uri
-
-    return deltaio.read(predictions_uri(game, root))
-
-
-def selector_key(engine: Engine, model_id: int) -> str:
-    return selector_by_id(engine, get_model(engine, model_id).selector_id).key

@@ -20,6 +20,7 @@ from sqlalchemy import Engine, text, update
 from sqlmodel import Session, select
 
 from .. import config
+from ..compat.registry_view import latest_release
 from ..db.feature_models import FeatureMaterialization
 from ..db.model_models import ModelRegistry, ModelVersion
 from ..db.models import utcnow
@@ -181,11 +182,10 @@ def find_model(engine: Engine, game: str, selector: str) -> Optional[ModelRegist
 def register(engine: Engine, game: str, selector: str, overrides: Optional[dict[str, Any]] = None,
              reconfigure: bool = False) -> ModelRegistry:
     """The selector's model_registry row: created from the config (model choice checked against the registry and
-    the compat matrix) when there is none, or when ``reconfigure``; otherwise the stored row, unchanged."""
+    the compat matrix) when there is none, or when ``reconfigure``; otherwise the stored row, unchanged. The
+    game's selectors must exist (``seed_selectors``; ``train`` does it)."""
     from .choose import choose
 
-    spec = G.get_game(engine, game)
-    seed_selectors(engine, spec)
     sel = get_selector(engine, game, selector)
     existing = find_model(engine, game, selector)
     if existing is not None and not reconfigure:
@@ -247,14 +247,7 @@ def retrain(engine: Engine, model_id: int, reason: str = "manual", work_root: Op
     model_col = _model_name(row)
     beats = beats_baselines(metrics, model_col, baselines)
     s_ver = V.latest_version(engine, spec, "silver")
-    release_version = None
-    with engine.connect() as conn:
-        release_version = conn.execute(text("SELECT r.version FROM registry_release r JOIN registry_library l "
-                                            "ON l.library_id = r.library_id WHERE l.name = :n "
-                                            "ORDER BY r.release_id DESC"), {"n": row.library}).scalar()
-        release_id = conn.execute(text("SELECT r.release_id FROM registry_release r JOIN registry_library l "
-                                       "ON l.library_id = r.library_id WHERE l.name = :n ORDER BY r.release_id DESC"),
-                                  {"n": row.library}).scalar()
+    release_id, release_version = latest_release(engine, row.library)
     now = utcnow()
     with Session(engine) as s:
         plan_id = s.exec(select(RunPlan.plan_id).where(RunPlan.name == name)).one()
@@ -284,19 +277,12 @@ def train(engine: Engine, game: str, selector: str, overrides: Optional[dict[str
           reconfigure: bool = False, reason: Optional[str] = None, work_root: Optional[str] = None,
           progress: Optional[Callable[[int, int, str], None]] = None) -> dict[str, Any]:
     """Register (first time) and train the selector's model; later calls retrain from the registry row."""
-    existing = find_model(engine, game, selector) if _has_selector(engine, game, selector) else None
+    seed_selectors(engine, G.get_game(engine, game))
+    existing = find_model(engine, game, selector)
     row = register(engine, game, selector, overrides, reconfigure=reconfigure)
     why = reason or ("initial" if existing is None or not existing.version else
                      "reconfigured" if reconfigure else "retrain")
     return retrain(engine, row.model_id, reason=why, work_root=work_root, progress=progress)  # type: ignore[arg-type]
-
-
-def _has_selector(engine: Engine, game: str, selector: str) -> bool:
-    try:
-        get_selector(engine, game, selector)
-        return True
-    except LookupError:
-        return False
 
 
 # ------------------------------------------------------------------------------------------------- predict
@@ -306,13 +292,23 @@ def predictions_uri(game: str, root: Optional[str] = None) -> str:
     return deltaio.table_uri("gold", "predictions", game, root)
 
 
+def replace_model_rows(uri: str, frame: pd.DataFrame, model_id: int) -> int:
+    """Overwrite the per-game Delta table at ``uri`` with its rows of other models plus ``frame`` (this model's
+    new rows); returns the new table version."""
+    from ..features.gold import _to_arrow
+    from ..lake import deltaio
+
+    old = deltaio.read(uri)
+    if not old.empty:
+        old = old[old["model_id"] != model_id]
+    both = pd.concat([old, frame], ignore_index=True) if not old.empty else frame
+    return deltaio.overwrite(uri, _to_arrow(both))
+
+
 def predict(engine: Engine, model_id: int, work_root: Optional[str] = None, root: Optional[str] = None
             ) -> dict[str, Any]:
     """Forecast the next h draws with the current version (a load + predict plan on the current gold tables) and
     write them to the game's gold/predictions Delta table (this model's earlier rows replaced)."""
-    from ..features.gold import _to_arrow
-    from ..lake import deltaio
-
     row = get_model(engine, model_id)
     if not row.version or not row.artifact_uri:
         raise TrainingError(f"model {model_id} has no trained version: materialize trained_models first")
@@ -334,11 +330,7 @@ def predict(engine: Engine, model_id: int, work_root: Optional[str] = None, root
         model_id=int(row.model_id), version=int(row.version), selector=sel.name, model_class=col,  # type: ignore[arg-type]
         execution_id=int(eid), created_at=pd.Timestamp(utcnow()).tz_localize(None))
     uri = predictions_uri(sel.game, root)
-    old = deltaio.read(uri)
-    if not old.empty:
-        old = old[old["model_id"] != int(row.model_id)]  # type: ignore[arg-type]
-    both = pd.concat([old, out], ignore_index=True) if not old.empty else out
-    version = deltaio.overwrite(uri, _to_arrow(both))
+    version = replace_model_rows(uri, out, int(row.model_id))  # type: ignore[arg-type]
     return {"model_id": row.model_id, "key": sel.key, "version": row.version, "execution_id": eid, "uri": uri,
             "delta_version": version, "frame": out, "rows": len(out)}
 

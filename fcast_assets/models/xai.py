@@ -26,10 +26,11 @@ from sqlmodel import Session
 from ..db.model_models import ModelXai
 from ..lake import deltaio
 from .selectors import selector_by_id
-from .train import _model_name, check_features, exog_of, get_model
+from .train import _model_name, check_features, exog_of, get_model, replace_model_rows
 
 METHOD = "permutation"
 IG = "integrated_gradients"
+BASE_ID = "#__base__#0"  # the id suffix of the unshuffled variant (see _frames)
 
 
 def xai_uri(game: str, root: Optional[str] = None) -> str:
@@ -93,16 +94,19 @@ def _predict(nf: Any, H: pd.DataFrame, F: pd.DataFrame, S: pd.DataFrame, exog: d
     return pd.concat(parts, ignore_index=True)
 
 
-def integrated_gradients(nf: Any, data: dict[str, Any], exog: dict[str, list[str]], origins: list[int], h: int,
-                         keep: int, model_name: str) -> Optional[tuple[pd.DataFrame, pd.DataFrame]]:
-    """(importance per feature, per-time attributions) from ``NeuralForecast.explain``; None without captum."""
+def integrated_gradients(nf: Any, H: pd.DataFrame, F: pd.DataFrame, S: pd.DataFrame, exog: dict[str, list[str]],
+                         model_name: str) -> Optional[tuple[pd.DataFrame, pd.DataFrame]]:
+    """(importance per feature, per-time attributions) from ``NeuralForecast.explain`` on the unshuffled variant of
+    the origin frames (``_frames``); None without captum."""
     try:
         import captum  # noqa: F401
     except ImportError:
         return None
     import warnings
 
-    H, F, S, _ = _frames(data, exog, origins, h, keep, [("__base__", 0)], seed=0)
+    base = BASE_ID
+    H, F = H[H["unique_id"].str.endswith(base)], F[F["unique_id"].str.endswith(base)]
+    S = S[S["unique_id"].str.endswith(base)] if len(S) else S
     kw: dict[str, Any] = {}
     if exog["futr"]:
         kw["futr_df"] = F
@@ -156,8 +160,6 @@ def explain(engine: Engine, model_id: int, windows: Optional[int] = None, repeat
 
     from neuralforecast import NeuralForecast
 
-    from ..features.gold import _to_arrow
-
     for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
     row = get_model(engine, model_id)
@@ -203,7 +205,7 @@ def explain(engine: Engine, model_id: int, windows: Optional[int] = None, repeat
                      detail={"group": group.get(r.feature), "windows": len(origins), "repeats": repeats,
                              "base_mae": base_mae, "h": h})
             for _, r in imp.iterrows()]
-    ig = None if multivariate else integrated_gradients(nf, data, exog, origins, h, max(2 * input_size, 32), col)
+    ig = None if multivariate else integrated_gradients(nf, H, F, S, exog, col)
     if ig is not None:
         rows += [ModelXai(model_id=row.model_id, version=row.version, feature_name=r.feature,
                           importance=float(r.importance), method=IG,
@@ -223,11 +225,7 @@ def explain(engine: Engine, model_id: int, windows: Optional[int] = None, repeat
         per_time = pd.concat([per_time, ig[1].assign(method=IG)], ignore_index=True)
     per_time = per_time.assign(model_id=int(row.model_id), version=int(row.version), selector=sel.name)  # type: ignore[arg-type]
     uri = xai_uri(sel.game, root)
-    old = deltaio.read(uri)
-    if not old.empty:
-        old = old[old["model_id"] != int(row.model_id)]  # type: ignore[arg-type]
-    both = pd.concat([old, per_time], ignore_index=True) if not old.empty else per_time
-    dv = deltaio.overwrite(uri, _to_arrow(both))
+    dv = replace_model_rows(uri, per_time, int(row.model_id))  # type: ignore[arg-type]
     table = imp.rename(columns={"mean": "importance", "std": "importance_std"}).sort_values("importance",
                                                                                           ascending=False)
     ig_table = None if ig is None else ig[0].sort_values("importance", ascending=False).reset_index(drop=True)

@@ -52,11 +52,12 @@ def load(name: str | None, engine: Any = None, plan: dict[str, Any] | None = Non
     exogenous columns the plan's models list (:mod:`fcast_assets.models.data`)."""
     name = name or "synthetic"
     if name.startswith("gold:"):
-        from ..models.data import load_gold, plan_exog, plan_h
+        from ..models.data import load_gold, plan_inputs
 
         if engine is None:
             raise ValueError(f"data set {name!r} needs the metadata database")
-        return load_gold(name, engine, plan_exog(plan, engine), h=plan_h(plan, engine))
+        exog, h = plan_inputs(plan, engine)
+        return load_gold(name, engine, exog, h=h)
     if name not in DATASETS:
         raise KeyError(f"unknown data set {name!r}: known {sorted(DATASETS)}")
     return synthetic(DATASETS[name])

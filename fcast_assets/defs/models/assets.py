@@ -16,7 +16,8 @@ from fcast_assets.db.model_models import ModelRegistry, ModelSeriesSelector, Mod
 from fcast_assets.defs.compat.assets import compat_matrix
 from fcast_assets.defs.features.assets import gold_features, gold_futr, gold_static
 from fcast_assets.defs.lake.assets import lottery_games
-from fcast_assets.defs.metadata import image_metadata, log_progress, sql_table_schema, table_metadata
+from fcast_assets.defs.metadata import (arrow_schema, image_metadata, log_progress, sql_table_schema,
+                                         table_metadata)
 from fcast_assets.defs.resources import MetadataDB
 
 GROUP = "models"
@@ -47,7 +48,9 @@ def _image(key: str, path: Optional[str], title: str) -> dict:
 
 
 def _schema(df) -> dg.TableSchema:  # noqa: ANN001
-    return dg.TableSchema(columns=[dg.TableColumn(str(c), str(t)) for c, t in df.dtypes.items()])
+    import pyarrow as pa
+
+    return arrow_schema(pa.Schema.from_pandas(df, preserve_index=False))
 
 
 def _model_id(engine, key: str) -> int:
@@ -69,6 +72,7 @@ def _model_id(engine, key: str) -> int:
 def model_selectors(context: dg.AssetExecutionContext, meta_db: MetadataDB) -> dg.MaterializeResult:
     import pandas as pd
 
+    from fcast_assets.defs.lake.sensors import partition_changes
     from fcast_assets.lake import games as G
     from fcast_assets.models.selectors import seed_selectors
 
@@ -76,7 +80,7 @@ def model_selectors(context: dg.AssetExecutionContext, meta_db: MetadataDB) -> d
     sels = [s for spec in G.list_games(eng, active_only=True) for s in seed_selectors(eng, spec)]
     keys = [s.key for s in sels]
     known = set(context.instance.get_dynamic_partitions(model_partitions.name))
-    new = [k for k in keys if k not in known]
+    new = partition_changes(keys, known)[0]
     if new:
         context.instance.add_dynamic_partitions(model_partitions.name, new)
     df = pd.DataFrame([{"partition": s.key, "game": s.game, "selector": s.name, "unique_ids": ", ".join(s.unique_ids)}

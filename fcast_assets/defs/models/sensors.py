@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from fcast_assets.defs.lake.sensors import partition_changes
 from fcast_assets.defs.models.assets import model_partitions, model_refresh_job
 from fcast_assets.defs.resources import MetadataDB
 
@@ -20,7 +21,7 @@ def model_partitions_sensor(context: dg.SensorEvaluationContext, meta_db: Metada
         seed_selectors(eng, spec)
     want = all_partition_keys(eng)
     known = list(context.instance.get_dynamic_partitions(model_partitions.name))
-    add, remove = [k for k in want if k not in known], [k for k in known if k not in want]
+    add, remove = partition_changes(want, known)
     reqs = ([model_partitions.build_add_request(add)] if add else []) + \
         ([model_partitions.build_delete_request(remove)] if remove else [])
     return dg.SensorResult(dynamic_partitions_requests=reqs,
