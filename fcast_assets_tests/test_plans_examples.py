@@ -124,7 +124,7 @@ def test_valid_plans_run_and_record_everything(db, tmp_path):
 
 
 def test_failed_step_keeps_the_other_results(db, tmp_path):
-    """A plan written as rows directly: it validates, its load step fails at run time (missing path)."""
+    """A plan written as rows directly: it passes the static rules, its load step fails (missing path)."""
     engine, _ = db
     with engine.begin() as conn:
         pid = conn.execute(text("INSERT INTO run_plan (name, enabled, created_at, updated_at, library, data) "
@@ -139,7 +139,13 @@ def test_failed_step_keeps_the_other_results(db, tmp_path):
                  ("neuralforecast.core.NeuralForecast.predict", {})]
         for i, (m, p) in enumerate(steps):
             conn.execute(insert(RunStep).values(plan_id=pid, ord=i, method=m, params=p))
-    out = runner.run_plan(engine, "rows_load_missing", work_root=tmp_path)
+    # the miniature run of the plan stops it before the real run, with the library's own exception
+    with pytest.raises(runner.PlanNotValidError) as err:
+        runner.run_plan(engine, "rows_load_missing", work_root=tmp_path)
+    (v,) = err.value.violations
+    assert v.rule == "miniature_error" and v.layer == "miniature" and v.step == 5 and "FileNotFoundError" in v.message
+    # without it (a failure the miniature could not see), the real run records the failed step and keeps the rest
+    out = runner.run_plan(engine, "rows_load_missing", work_root=tmp_path, miniature=False)
     assert out["status"] == "failed"
     assert list(out["steps"].values()) == ["success"] * 5 + ["failed", "skipped"]
     with engine.connect() as conn:
@@ -206,9 +212,9 @@ def test_reload_keeps_results(db, tmp_path):
                             {"p": before["plan_id"]}).scalar() >= 1
 
 
-def _rules(engine, steps, data="synthetic", **plan):
+def _rules(engine, steps, data="synthetic", roots=None, **plan):
     p = loader._plan({"name": "adhoc", "data": data, "steps": steps, **plan}, None)
-    return {(v.step, v.param, v.rule) for v in validator.validate_plan(engine, p)}
+    return {(v.step, v.param, v.rule) for v in validator.validate_plan(engine, p, roots=roots)}
 
 
 MLP = {"model": "MLP", "params": {"h": 2, "input_size": 8, "max_steps": 1}}
@@ -236,9 +242,11 @@ def test_validator_in_memory_plans(db, tmp_path):
     (existing / "x.txt").write_text("here")
     fit = {"method": "NeuralForecast.fit"}
     save = {"method": "NeuralForecast.save", "params": {"path": str(existing)}}
-    assert (3, "path", "save_path_free") in _rules(engine, [MLP, INIT, fit, save])
+    assert (3, "path", "path_outside_root") in _rules(engine, [MLP, INIT, fit, save])  # not a root of fcast's
+    assert (3, "path", "save_path_free") in _rules(engine, [MLP, INIT, fit, save], roots=[str(tmp_path)])
     save_ow = {"method": "NeuralForecast.save", "params": {"path": str(existing), "overwrite": True}}
-    assert not _rules(engine, [MLP, INIT, fit, save_ow])
+    assert not _rules(engine, [MLP, INIT, fit, save_ow], roots=[str(tmp_path)])
+    assert (existing / "x.txt").read_text() == "here"  # the miniature run saved into its own folder
     # cross_validation h above the model's h passes with refit: true (the library allows it then)
     cv = {"method": "NeuralForecast.cross_validation", "params": {"h": 4, "refit": True}}
     assert not _rules(engine, [MLP, INIT, cv])

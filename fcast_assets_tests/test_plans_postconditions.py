@@ -46,7 +46,13 @@ def test_clean_forecasts_pass_and_a_nan_forecast_is_suspect(nf_registry, tmp_pat
         return out
 
     monkeypatch.setattr(NeuralForecast, "predict", nan_predict)
-    bad = runner.run_plan(engine, "mlp_post", work_root=tmp_path)
+    # the miniature run of the plan sees the hole first and stops the plan as "runs, but wrong"
+    with pytest.raises(runner.PlanNotValidError) as err:
+        runner.run_plan(engine, "mlp_post", work_root=tmp_path)
+    (v,) = err.value.violations
+    assert v.rule == "miniature_suspect" and v.step == 3 and "NaN forecasts in MLP" in v.message
+    # the real run checks the same post-conditions on its own output
+    bad = runner.run_plan(engine, "mlp_post", work_root=tmp_path, miniature=False)
     res = _results(engine, bad["execution_id"])
     assert bad["status"] == "suspect" and res["predict"][0] == "suspect"
     assert any("NaN forecasts in MLP" in b for b in res["predict"][1]["breaches"])

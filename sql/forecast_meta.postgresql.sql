@@ -353,6 +353,7 @@ CREATE TABLE compat_result (
 	value JSONB, 
 	value_label VARCHAR NOT NULL, 
 	scenario VARCHAR NOT NULL, 
+	scenario_facts JSONB, 
 	status VARCHAR NOT NULL, 
 	exception_type VARCHAR, 
 	message TEXT, 

@@ -25,7 +25,8 @@ from sqlalchemy import Engine
 
 from .candidates import INVALID_ENUM, candidates, label
 from .postconditions import check_columns, check_cross_validation, check_forecast
-from .registry_view import auto_classes, loss_classes, model_classes, params_of
+from . import scenario
+from .registry_view import auto_classes, loss_classes, loss_kinds, model_classes, params_of
 from .runner import Cell, Group
 
 H = 2
@@ -109,10 +110,10 @@ def build_data(ds_kind: str = "datetime", exog: tuple[str, ...] = ()) -> dict[st
 def decode(value: Any, data: dict[str, Any]) -> Any:
     """Turn a JSON value spec into the argument passed to the library."""
     if isinstance(value, dict):
-        if "__obj__" in value:
-            mod, _, attr = value["__obj__"].rpartition(".")
-            cls = getattr(importlib.import_module(mod), attr)
-            return cls(**{k: decode(v, data) for k, v in value.get("kwargs", {}).items()})
+        if "__obj__" in value:  # only the closed table of compat/objects.yaml
+            from .objects import build
+
+            return build(value, lambda v: decode(v, data))
         if "__data__" in value:
             return data[value["__data__"]]
         return {k: decode(v, data) for k, v in value.items() if k != "label"}
@@ -166,6 +167,7 @@ class NeuralForecastAdapter:
         self.models = {m["qualname"]: m for m in model_classes(engine, release_id, self.models_module)}
         self.init_params = {q: params_of(engine, release_id, q + ".__init__") for q in self.models}
         self.losses = loss_classes(engine, release_id)
+        self.loss_kinds = loss_kinds(engine, release_id)
         self.core_params = {m: {p["name"]: p for p in params_of(engine, release_id, f"{CORE}.{m}")}
                             for m in ("__init__", "fit", "predict", "cross_validation", "predict_insample",
                                       "save", "load")}
@@ -246,7 +248,54 @@ class NeuralForecastAdapter:
                         cells += [Cell(c.model, c.method, c.param, c.value, c.value_label, scenario, c.spec)
                                    for c in self._cells_for(q, entry, "loss")]
                     groups.append(Group(f"{q}:{scenario}", q, self._setup(q, {**base, "loss": obj}, "fit"), cells))
+        for g in groups:
+            for c in g.cells:
+                c.facts = self.cell_facts(g.setup, c)
         return groups
+
+    _frames_cache: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
+
+    def _frames(self, data_spec: dict[str, Any]) -> dict[str, Any]:
+        key = (data_spec["ds_kind"], tuple(data_spec["exog"]))
+        if key not in self._frames_cache:
+            self._frames_cache[key] = build_data(*key)
+        return self._frames_cache[key]
+
+    def cell_facts(self, setup: dict[str, Any], cell: Cell) -> dict[str, Any] | None:
+        """The scenario facts of a cell (compat.scenario): the data, freq, loss, exog, fit and call it runs with."""
+        spec, kind = cell.spec, cell.spec.get("kind")
+        if kind in (None, "auto_fit") or setup.get("kind") not in ("data", "fit"):
+            return None
+        q = setup["model"]
+        own_data = kind in ("fit_predict", "cv")
+        data_spec = (spec.get("data") if own_data else None) or setup["data"]
+        frames = self._frames(data_spec)
+        nf_kwargs = {**setup["nf_kwargs"], **(spec.get("nf_kwargs", {}) if own_data else {})}
+        freq = nf_kwargs["freq"] if not own_data or "freq" in spec.get("nf_kwargs", {}) else frames["freq"]
+        model = {**setup["model_kwargs"], **(spec.get("model_kwargs", {}) if own_data else {})}
+        fit = {**setup["fit_kwargs"], **(spec.get("fit_kwargs", {}) if kind == "fit_predict" else {})}
+        default_loss = next((p.get("default") for p in self.init_params.get(q, []) if p["name"] == "loss"), None)
+        common = {"frames": frames, "freq": freq, "model": model, "loss_kinds": self.loss_kinds,
+                  "default_loss": default_loss, "multivariate": bool(self.models.get(q, {}).get("caps", {})
+                                                                      .get("multivariate"))}
+        short = cell.method.rsplit(".", 1)[-1]
+        if kind == "fit_predict":
+            method = "fit" if short == "fit" else "__init__"
+            return scenario.facts(**common, method=method, call=fit, fit=fit, state="fresh")
+        if kind == "cv":
+            return scenario.facts(**common, method="cross_validation", call=spec.get("call", {}), state="fresh")
+        futr = {"futr_df": {"__data__": "futr_df"}} if "futr" in data_spec["exog"] else {}
+        if kind == "predict":
+            call = {**futr, **spec.get("call", {})}
+            return scenario.facts(**common, method="predict", call=call, fit=fit, state="fit")
+        if kind == "insample":
+            return scenario.facts(**common, method="predict_insample", call=spec.get("call", {}), fit=fit,
+                                  state="fit")
+        if kind in ("save", "load"):
+            path_state = "written" if spec.get("twice") else "existing" if spec.get("path") == "existing" else "new"
+            return scenario.facts(**common, method=kind, call=spec.get("call", {}), fit=fit, state="fit",
+                                  path_state=path_state)
+        return None
 
     def _cells_for(self, q: str, entry: dict[str, Any], group: str) -> list[Cell]:
         method, param = entry["method"], entry["param"]

@@ -57,6 +57,7 @@ class _Recorder:
         self.buffer.append(dict(
             compat_run_id=self.run_id, release_id=self.release_id, model=cell.model, method=cell.method,
             param=cell.param, value=cell.value, value_label=cell.value_label[:500], scenario=cell.scenario,
+            scenario_facts=cell.facts,
             status=res["status"], exception_type=res.get("exception_type"), message=res.get("message"),
             seconds=None if res.get("seconds") is None else round(res["seconds"], 4), context=context,
         ))
@@ -225,8 +226,15 @@ _LATEST_RESULTS = """(SELECT MAX(result_id) FROM compat_result
 
 
 def create_views(engine: Engine) -> list[str]:
-    """One pivot view per (method, param) in the latest run of each release: model × value → status."""
+    """One pivot view per (method, param) in the latest run of each release: model × value → status; and
+    ``compat_cells``: every latest cell with its message and scenario facts (why, and under which setup)."""
     with engine.begin() as conn:
+        conn.execute(text("DROP VIEW IF EXISTS compat_cells"))
+        conn.execute(text(f"""
+            CREATE VIEW compat_cells AS
+            SELECT result_id, release_id, model, method, param, value_label, status, exception_type, message,
+                   scenario, scenario_facts, seconds
+            FROM compat_result WHERE result_id IN {_LATEST_RESULTS}"""))
         pairs = conn.execute(text(f"""
             SELECT method, param, value_label FROM compat_result WHERE result_id IN {_LATEST_RESULTS}
             GROUP BY method, param, value_label ORDER BY method, param, MIN(result_id)""")).all()

@@ -86,6 +86,14 @@ def loss_classes(engine: Engine, release_id: int) -> list[dict[str, Any]]:
     return out
 
 
+def loss_kinds(engine: Engine, release_id: int) -> dict[str, str]:
+    """Loss class name -> output type (point / quantile / distribution) from registry_loss."""
+    with engine.connect() as conn:
+        rows = conn.execute(text("""SELECT s.name, l.output_type FROM registry_loss l
+            JOIN registry_symbol s ON s.symbol_id = l.symbol_id WHERE s.release_id = :r"""), {"r": release_id}).all()
+    return {r.name: r.output_type for r in rows}
+
+
 def auto_classes(engine: Engine, release_id: int, module: str) -> list[dict[str, Any]]:
     """Auto classes exported by ``module`` with the model class each one tunes (capability auto_of)."""
     with engine.connect() as conn:

@@ -29,6 +29,7 @@ class Cell:
     value_label: str
     scenario: str = "baseline"
     spec: dict[str, Any] = field(default_factory=dict)  # how the adapter runs it (JSON-able)
+    facts: dict[str, Any] | None = None  # scenario facts of the setup it runs in (compat.scenario)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, insert, text
 from ..db import models as m
 from .probe import _LATEST_RESULTS, _Recorder, adapter_for, finalize
 from .runner import Cell, Group, run_groups
+from .scenario import describe as describe_facts
 
 MARK = {"ok": "✓", "error": "✗", "timeout": "⏱", "skipped": "–", "suspect": "⚠"}
 
@@ -35,7 +36,7 @@ def latest_results(engine: Engine, method: str | None = None, param: str | None 
                    library: str | None = None) -> pd.DataFrame:
     sql = f"""
         SELECT c.result_id, l.name AS library, c.model, c.method, c.param, c.scenario, c.value_label, c.status,
-               c.exception_type, c.message, c.seconds
+               c.exception_type, c.message, c.seconds, c.scenario_facts
         FROM compat_result c JOIN registry_release r ON r.release_id = c.release_id
         JOIN registry_library l ON l.library_id = r.library_id
         WHERE c.result_id IN {_LATEST_RESULTS}"""
@@ -46,7 +47,17 @@ def latest_results(engine: Engine, method: str | None = None, param: str | None 
             sql += f" AND {col} = :{key}"
             params[key] = val
     with engine.connect() as conn:
-        return pd.read_sql(text(sql + " ORDER BY c.result_id"), conn, params=params)
+        rows = conn.execute(text(sql + " ORDER BY c.result_id").columns(scenario_facts=m.JSONType), params)
+        return pd.DataFrame(rows.all(), columns=list(rows.keys()))
+
+
+def scenario_lines(part: pd.DataFrame) -> list[str]:
+    """One line per scenario of a (method, param) table: the facts of the setup its cells ran in."""
+    out = []
+    for label, grp in part.groupby("scenario", sort=False):
+        facts = next((f for f in grp["scenario_facts"] if isinstance(f, dict)), None)
+        out.append(f"- scenario `{label}`: {describe_facts(facts)}")
+    return out
 
 
 def pivot(df: pd.DataFrame) -> pd.DataFrame:
@@ -84,7 +95,7 @@ def write_report(engine: Engine, path: Path, library: str | None = None) -> Path
     counts = df["status"].value_counts().to_dict() if not df.empty else {}
     lines += [f"Cells: {len(df)} — " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), ""]
     for (meth, param), part in df.groupby(["method", "param"], sort=False):
-        lines += [f"## {meth} · `{param}`", "", pivot(part).to_markdown(), ""]
+        lines += [f"## {meth} · `{param}`", "", pivot(part).to_markdown(), "", *scenario_lines(part), ""]
     with engine.connect() as conn:
         mism = conn.execute(text("""
             SELECT s.name, o.capability_code, d.value AS declared, o.value AS observed, o.detail

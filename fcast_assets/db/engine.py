@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
@@ -71,8 +71,29 @@ def get_engine(url: str | None = None) -> Engine:
     return eng
 
 
+def add_missing_columns(engine: Engine) -> list[str]:
+    """Columns added to a table by a newer fcast (all nullable) are added to a database made by an older one, so
+    an existing metadata database keeps working after an upgrade; returns ``table.column`` of what was added."""
+    added = []
+    insp = inspect(engine)
+    existing_tables = set(insp.get_table_names())
+    with engine.begin() as conn:
+        for table in SQLModel.metadata.sorted_tables:
+            if table.name not in existing_tables:
+                continue
+            have = {c["name"] for c in insp.get_columns(table.name)}
+            for col in table.columns:
+                if col.name in have or not col.nullable or col.primary_key:
+                    continue
+                ddl = col.type.compile(dialect=engine.dialect)
+                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {ddl}'))
+                added.append(f"{table.name}.{col.name}")
+    return added
+
+
 def init_db(engine: Engine) -> None:
     SQLModel.metadata.create_all(engine)
+    add_missing_columns(engine)
     dialect = engine.dialect.name
     with engine.begin() as conn:
         for stmt in SEARCH_DDL.get(dialect, []):

@@ -215,6 +215,9 @@ class CompatResult(SQLModel, table=True):
     value: Any = _json()
     value_label: str
     scenario: str = Field(default="baseline", description="the fitted context a cell ran in, e.g. loss=MQLoss")
+    scenario_facts: Any = _json(description="canonical facts of the setup (ds_dtype, freq, loss, loss_kind, exog "
+                                "lists and whether the data held them, futr_df, state, n_windows, ...): the cell "
+                                "is evidence only for plan steps whose derived facts match")
     status: str = Field(index=True, description="ok / error / timeout / skipped / suspect")
     exception_type: Optional[str] = None
     message: Optional[str] = _text()

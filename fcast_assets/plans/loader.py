@@ -44,6 +44,8 @@ def qualify(method: str, library: str = "neuralforecast", model: bool = False) -
     if method in ("evaluate", "utilsforecast.evaluate"):
         return EVALUATE
     if "." not in method:
+        if library == "neuralforecast" and method.startswith("Auto") and method[4:5].isupper():
+            return "neuralforecast.auto." + method
         return models + method if model or method[:1].isupper() else core + "NeuralForecast." + method
     if method.startswith("NeuralForecast."):
         return core + method
@@ -67,9 +69,15 @@ def _step(raw: dict[str, Any], library: str) -> dict[str, Any]:
 def _plan(raw: dict[str, Any], source: str | None) -> dict[str, Any]:
     if not raw.get("name"):
         raise ValueError(f"a plan needs a name: {raw}")
+    from .safety import check_name
+
+    check_name(str(raw["name"]))
     library = raw.get("library", "neuralforecast")
+    data = raw.get("data", "synthetic")
+    if isinstance(data, dict):  # {synthetic: {...}} / {files: {...}}: stored as JSON text, read back as data
+        data = json.dumps(data, sort_keys=True)
     return {
-        "name": str(raw["name"]), "library": library, "data": raw.get("data", "synthetic"),
+        "name": str(raw["name"]), "library": library, "data": data,
         "metrics": raw.get("metrics"), "enabled": bool(raw.get("enabled", True)), "expect": raw.get("expect"),
         "description": raw.get("description"), "source": source,
         "steps": [_step(s, library) for s in raw.get("steps") or []],

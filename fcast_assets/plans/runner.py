@@ -8,6 +8,7 @@ steps that need what a failed step should have produced are recorded as skipped.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import logging
 import math
@@ -27,7 +28,9 @@ from ..db.models import utcnow
 from . import data as plan_data
 from .evaluate import evaluate_forecast
 from .loader import get_plan, plan_names
+from .miniature import MODEL_OVERRIDES
 from .resources import measure
+from .safety import check_name, resolve_in
 from .validator import Context, _classify, rules, validate_plan
 
 log = logging.getLogger(__name__)
@@ -69,14 +72,16 @@ def _frame_summary(df: pd.DataFrame) -> dict[str, Any]:
     return {"rows": int(len(df)), "columns": [str(c) for c in df.columns]}
 
 
-def _resolve_path(path: str, work_dir: Path) -> str:
-    return path if os.path.isabs(path) else str(work_dir / path)
-
-
 class _Exec:
-    def __init__(self, engine: Engine, plan: dict[str, Any], ctx: Context, work_dir: Path):
+    """Executes classified plan steps; ``miniature`` = the validator's miniature run (max_steps 1, one Auto
+    sample, saves mirrored into the temporary work folder)."""
+
+    def __init__(self, engine: Engine | None, plan: dict[str, Any], ctx: Context | None, work_dir: Path,
+                 data: dict[str, Any] | None = None, miniature: bool = False, roots: list[str] | None = None):
         self.engine, self.plan, self.ctx, self.work_dir = engine, plan, ctx, work_dir
-        self.data = plan_data.load(plan.get("data"), engine=engine, plan=plan)
+        self.data = data if data is not None else plan_data.load(plan.get("data"), engine=engine, plan=plan)
+        self.miniature, self.roots = miniature, roots
+        self.mirrored: dict[str, str] = {}  # absolute path of the plan -> its folder in the miniature run
         self.models: list[Any] = []
         self.nf = None
         self.forecasts: dict[int, tuple[pd.DataFrame, str, str]] = {}  # ord -> (frame, split, step name)
@@ -86,14 +91,40 @@ class _Exec:
     def args(self, params: dict[str, Any]) -> dict[str, Any]:
         return {k: decode(v, self.data) for k, v in (params or {}).items()}
 
+    def path(self, raw: str, saving: bool) -> str:
+        """A save / load path inside the allowed roots (safety); in the miniature run an absolute save goes to the
+        temporary folder (mirroring a real folder that already holds files, so overwrite rules hold)."""
+        real = resolve_in(raw, self.work_dir, self.roots)
+        if not self.miniature or not os.path.isabs(raw):
+            return real
+        if saving or raw in self.mirrored:
+            if raw not in self.mirrored:
+                mirror = self.work_dir / "mirror" / hashlib.sha1(raw.encode()).hexdigest()[:12]
+                if os.path.isdir(real) and os.listdir(real):
+                    mirror.mkdir(parents=True, exist_ok=True)
+                    (mirror / "existing.txt").write_text("mirrors a folder that already holds files")
+                self.mirrored[raw] = str(mirror)
+            return self.mirrored[raw]
+        return real  # a load of a real artifact only reads it
+
     def artifact(self, kind: str, uri: str) -> None:
         self.artifacts.append({"kind": kind, "uri": uri})
 
     def run(self, step: dict[str, Any]) -> dict[str, Any]:
         kind, short, params = step["kind"], step["short"], step["params"]
         if kind == "model":
-            kw = {**_trainer_defaults(), **self.args(params)}
-            model = _import(step["qualname"])(**kw)
+            from .auto import auto_class, build_auto_kwargs, is_auto
+
+            if is_auto(step["qualname"]):  # trainer settings go into the config, not the constructor
+                kw = build_auto_kwargs(step["qualname"], params, lambda v: decode(v, self.data),
+                                       _trainer_defaults(), forced=dict(MODEL_OVERRIDES) if self.miniature else None,
+                                       num_samples=1 if self.miniature else None)
+                model = auto_class(step["qualname"])(**kw)
+            else:
+                if self.miniature:
+                    params = {**params, **MODEL_OVERRIDES}
+                kw = {**_trainer_defaults(), **self.args(params)}
+                model = _import(step["qualname"])(**kw)
             self.models.append(model)
             return {"model": repr(model), "kwargs": sorted(params)}
         if kind == "evaluate":
@@ -105,7 +136,7 @@ class _Exec:
             self.nf = NeuralForecast(models=self.models, **kw)
             return {"models": [repr(m) for m in self.models]}
         if short == "load":
-            path = _resolve_path(kw.pop("path"), self.work_dir)
+            path = self.path(kw.pop("path"), saving=False)
             self.nf = NeuralForecast.load(path=path, **kw)
             self.models = list(self.nf.models)
             return {"path": path, "models": [repr(m) for m in self.models]}
@@ -116,7 +147,7 @@ class _Exec:
             self.nf.fit(**kw)
             return {"rows": int(len(kw["df"]))}
         if short == "save":
-            path = _resolve_path(kw.pop("path"), self.work_dir)
+            path = self.path(kw.pop("path"), saving=True)
             self.nf.save(path=path, **kw)
             self.artifact("model_dir", path)
             return {"path": path, "files": sorted(os.listdir(path))}
@@ -144,6 +175,9 @@ class _Exec:
 
         names = [str(m) for m in self.nf.models]
         h = kw.get("h") or max(int(m.h) for m in self.nf.models)
+        off = self.spacing_breach()
+        if off:
+            return [off]
         level, quantiles = kw.get("level"), kw.get("quantiles")
         if short == "predict":
             if kw.get("df") is not None:  # forecasting from a new history
@@ -159,6 +193,18 @@ class _Exec:
                                           n_windows=kw.get("n_windows", 1), model_names=names, level=level,
                                           quantiles=quantiles)
         return []
+
+    def spacing_breach(self) -> str | None:
+        """freq against the spacing of ds inferred from the data (pandas offsets): a forecast on another grid than
+        the data's runs, but is wrong."""
+        from ..compat.scenario import freq_fits, spacing
+
+        data_spacing = spacing(self.data.get("df"))
+        freq = getattr(self.nf, "freq", None)
+        if freq_fits(freq, data_spacing) is False:
+            return (f"freq={freq!r} does not match the spacing of ds in the data ({data_spacing!r}): the forecast "
+                    "dates fall off the data's grid")
+        return None
 
     def evaluate(self, step: dict[str, Any]) -> dict[str, Any]:
         params = step["params"]
@@ -198,13 +244,13 @@ class _Suspect(Exception):
 
 
 def run_plan(engine: Engine, plan: int | str, work_root: str | Path | None = None,
-             ctx: Context | None = None, progress: Callable[[int, int, str], None] | None = None
-             ) -> dict[str, Any]:
+             ctx: Context | None = None, progress: Callable[[int, int, str], None] | None = None,
+             roots: list[str] | None = None, miniature: bool | None = None) -> dict[str, Any]:
     """Validate, then execute one plan. Raises PlanNotValidError (nothing executed) when validation fails.
     ``progress(done, total, current step)`` is called before each step and once at the end (optional)."""
     p = get_plan(engine, plan)
     ctx = ctx or Context(engine, p.get("library") or "neuralforecast")
-    violations = validate_plan(engine, p, ctx)
+    violations = validate_plan(engine, p, ctx, miniature=miniature, roots=roots)
     if violations:
         raise PlanNotValidError(p["name"], violations)
     _quiet()
@@ -212,9 +258,9 @@ def run_plan(engine: Engine, plan: int | str, work_root: str | Path | None = Non
     with engine.begin() as conn:
         eid = conn.execute(insert(rm.RunExecution).values(plan_id=p["plan_id"], release_id=ctx.release_id,
                                                           status="running")).inserted_primary_key[0]
-    work_dir = Path(work_root or config.data_home() / "runs") / p["name"] / f"exec{eid}"
+    work_dir = Path(work_root or config.data_home() / "runs") / check_name(p["name"]) / f"exec{eid}"
     work_dir.mkdir(parents=True, exist_ok=True)
-    ex = _Exec(engine, p, ctx, work_dir)
+    ex = _Exec(engine, p, ctx, work_dir, roots=roots)
     steps = [dict(s, params=dict(s.get("params") or {})) for s in p["steps"]]
     for s in steps:
         _classify(ctx, s)
@@ -278,7 +324,8 @@ def _jsonable(v: Any) -> Any:
 
 
 def run_plans(engine: Engine, names: list[str] | None = None, enabled_only: bool = True,
-              work_root: str | Path | None = None) -> list[dict[str, Any]]:
+              work_root: str | Path | None = None, roots: list[str] | None = None,
+              miniature: bool | None = None) -> list[dict[str, Any]]:
     """Execute plans (default: every enabled one); a plan that fails validation is reported, not executed."""
     names = names or plan_names(engine, enabled_only=enabled_only)
     ctxs: dict[str, Context] = {}
@@ -288,7 +335,7 @@ def run_plans(engine: Engine, names: list[str] | None = None, enabled_only: bool
         lib = p.get("library") or "neuralforecast"
         ctx = ctxs.setdefault(lib, Context(engine, lib))
         try:
-            out.append(run_plan(engine, n, work_root=work_root, ctx=ctx))
+            out.append(run_plan(engine, n, work_root=work_root, ctx=ctx, roots=roots, miniature=miniature))
         except PlanNotValidError as e:
             out.append({"plan": n, "execution_id": None, "status": "invalid",
                         "violations": [f"step {v.step} {v.param}: {v.rule}" for v in e.violations]})

@@ -23,7 +23,8 @@ from typing import Any, Callable
 import yaml
 from sqlalchemy import Engine, delete, insert, text
 
-from ..compat.registry_view import latest_release, model_classes
+from ..compat import scenario
+from ..compat.registry_view import latest_release, loss_kinds, model_classes
 from ..db import run_models as rm
 from ..db.models import JSONType
 from . import data as plan_data
@@ -53,6 +54,18 @@ def rules_hash() -> str:
     return hashlib.sha256(_rules_text().encode()).hexdigest()[:16]
 
 
+# which layer of the pre-flight found a violation: a static rule (registry rows, rules.yaml), a matrix cell whose
+# scenario matches the step, the miniature run of the plan itself, or the plan's data
+MATRIX_RULES = {"compat_error", "compat_suspect"}
+MINIATURE_RULES = {"miniature_error", "miniature_suspect", "miniature_timeout"}
+DATA_RULES = {"unknown_data", "freq_vs_spacing"}
+
+
+def layer_of(rule: str) -> str:
+    return ("matrix" if rule in MATRIX_RULES else "miniature" if rule in MINIATURE_RULES
+            else "data" if rule in DATA_RULES else "rule")
+
+
 @dataclass
 class Violation:
     plan: str
@@ -63,6 +76,10 @@ class Violation:
     message: str
     fix: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    layer: str = ""
+
+    def __post_init__(self) -> None:
+        self.layer = self.layer or layer_of(self.rule)
 
 
 # ----------------------------------------------------------------------------------------------- rule rows
@@ -106,6 +123,7 @@ class Context:
         # the rule rows follow rules.yaml and the current scan (a rescan may add parameters): rewrite them (~0.1 s)
         sync_rules(engine, self.release_id)
         self.models = {m["qualname"]: m for m in model_classes(engine, self.release_id, f"{library}.models")}
+        self.loss_kinds = loss_kinds(engine, self.release_id)
         self._symbols: dict[str, Any] = {}
         self._params: dict[str, list[dict[str, Any]]] = {}
         self._compat = self._load_compat()
@@ -150,18 +168,26 @@ class Context:
     def _load_compat(self) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
         with self.engine.connect() as conn:
             rows = conn.execute(text("""
-                SELECT model, method, param, value, value_label, status, exception_type, message, result_id
+                SELECT model, method, param, value, value_label, status, exception_type, message, result_id,
+                       scenario, scenario_facts AS facts
                 FROM compat_result WHERE release_id = :r AND result_id IN
                   (SELECT MAX(result_id) FROM compat_result WHERE release_id = :r
-                   GROUP BY model, method, param, scenario, value_label)""").columns(value=JSONType),
+                   GROUP BY model, method, param, scenario, value_label)""").columns(value=JSONType,
+                                                                                     facts=JSONType),
                 {"r": self.release_id}).all()
         out: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         for r in rows:
             out.setdefault((r.model, r.method, r.param), []).append(dict(r._mapping))
         return out
 
-    def compat(self, model: str, method: str, param: str) -> list[dict[str, Any]]:
-        return self._compat.get((model, method, param), [])
+    def compat(self, model: str, method: str, param: str, facts: dict[str, Any] | None = None
+               ) -> list[dict[str, Any]]:
+        """The matrix cells of (model, method, param); with ``facts``, only those whose scenario matches them."""
+        rows = self._compat.get((model, method, param), [])
+        return rows if facts is None else [r for r in rows if scenario.matches(r["facts"], facts)]
+
+    def default_loss(self, qualname: str) -> Any:
+        return next((p["default"] for p in self.params(qualname + ".__init__") if p["name"] == "loss"), None)
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -304,13 +330,14 @@ def check_h_vs_model_h(ctx, state, step, param, value, spec) -> CheckResult:  # 
         if not isinstance(mh, int):
             continue
         rel = "lt" if value < mh else "gt" if value > mh else "eq"
-        rows = [r for r in ctx.compat(m["qualname"], compat_method(step), "h")
+        rows = [r for r in ctx.compat(m["qualname"], compat_method(step), "h", step["facts"].get(m["ord"]) or {})
                 if r["value_label"].endswith(_H_LABELS[rel])]
         if rows:
             r = rows[-1]
             if r["status"] == "error":
                 out.append((step, param, f"h={value} vs {m['label']} h={mh}: the compatibility matrix recorded "
-                                         f"{r['exception_type']}: {r['message']} (compat_result {r['result_id']})"))
+                                         f"{r['exception_type']}: {r['message']} (compat_result {r['result_id']}, "
+                                         f"scenario {scenario.describe(r['facts'])})"))
         elif (spec.get("fallback") or {}).get(rel) == "reject":
             out.append((step, param, f"h={value} vs {m['label']} h={mh} is rejected (rule; no matrix row yet)"))
     return out
@@ -382,14 +409,73 @@ def _state(ctx: Context, plan: dict[str, Any], out: list[Violation]) -> dict[str
         _classify(ctx, s)
     try:
         frames = plan_data.load(plan.get("data"), engine=ctx.engine, plan=plan)
-    except (KeyError, LookupError, ValueError) as e:
-        out.append(Violation(plan["name"], -1, "plan", "data", "unknown_data", str(e.args[0]),
-                             f"use one of {sorted(plan_data.DATASETS)} or gold:<game>:<selector> of a game whose "
-                             "gold tables are materialized"))
+    except (KeyError, LookupError, ValueError, OSError) as e:
+        out.append(Violation(plan["name"], -1, "plan", "data", "unknown_data", str(e.args[0] if e.args else e),
+                             f"use one of {sorted(plan_data.DATASETS)}, gold:<game>:<selector> of a game whose "
+                             "gold tables are materialized, {synthetic: {...}} or {files: {...}}"))
         frames = plan_data.load("synthetic")
     models = [s for s in steps if s["kind"] == "model"]
     hs = [m["params"].get("h") for m in models if isinstance(m["params"].get("h"), int)]
-    return {"plan": plan, "steps": steps, "models": models, "frames": frames, "h": max(hs) if hs else 1}
+    state = {"plan": plan, "steps": steps, "models": models, "frames": frames, "h": max(hs) if hs else 1}
+    _step_facts(ctx, state)
+    return state
+
+
+def _path_state(steps: list[dict[str, Any]], step: dict[str, Any]) -> str:
+    path = step["params"].get("path")
+    if any(s["ord"] < step["ord"] and s["short"] == "save" and s["params"].get("path") == path for s in steps):
+        return "written"
+    if isinstance(path, str) and os.path.isabs(path) and os.path.isdir(path) and os.listdir(path):
+        return "existing"
+    return "new"
+
+
+PRODUCERS = {"fit": "fit", "cross_validation": "cv", "load": "loaded"}
+
+
+def _step_facts(ctx: Context, state: dict[str, Any]) -> None:
+    """Scenario facts of every step, per model (``step["facts"][model ord]``), derived from the plan's data and its
+    earlier steps with the same function the matrix uses for its cells (compat.scenario)."""
+    steps, models = state["steps"], state["models"]
+    init = next((s for s in steps if s["short"] == "__init__"), None)
+    freq = (init or {}).get("params", {}).get("freq") if init else None
+    producers = [s for s in steps if s["short"] in ("fit", "cross_validation")]
+    loaded = any(s["short"] == "load" for s in steps)
+    model_args = [m["params"] for m in models]
+    made_by, fit = "fresh", None
+    for s in steps:
+        s["facts"] = {}
+        short = s["short"]
+        if s["kind"] == "evaluate" or (not models) or (loaded and short not in ("model", "__init__", "fit",
+                                                                                  "cross_validation")
+                                                        and made_by == "loaded"):
+            if short == "load":
+                made_by = "loaded"
+            continue
+        if s["kind"] == "model" or short == "__init__":
+            first = next((p for p in producers if p["ord"] > s["ord"]), None)
+            gov = dict(first["params"]) if first is not None and first["short"] == "fit" else {}
+            method, call, fit_kw, st = "__init__", gov, gov, "fresh"
+        elif short == "fit":
+            method, call, fit_kw, st = "fit", s["params"], s["params"], "fresh"
+        elif short == "cross_validation":
+            method, call, fit_kw, st = "cross_validation", s["params"], {}, "fresh"
+        elif short in ("predict", "predict_insample", "save"):
+            method, call, fit_kw, st = short, s["params"], fit or {}, made_by
+        else:
+            continue
+        targets = [s] if s["kind"] == "model" else models
+        path_state = _path_state(steps, s) if short == "save" else None
+        for m in targets:
+            q = m["qualname"]
+            s["facts"][m["ord"]] = scenario.facts(
+                frames=state["frames"], freq=freq, model=m["params"], models=model_args, method=method, call=call,
+                fit=fit_kw, state=st, loss_kinds=ctx.loss_kinds, default_loss=ctx.default_loss(q),
+                multivariate=bool((ctx.models.get(q) or {}).get("caps", {}).get("multivariate")),
+                path_state=path_state)
+        if short in PRODUCERS:
+            made_by = PRODUCERS[short]
+            fit = dict(s["params"]) if short == "fit" else {}
 
 
 def _check_step(ctx: Context, state: dict[str, Any], step: dict[str, Any]) -> list[tuple[dict, str | None, str, str, str | None, dict]]:
@@ -397,6 +483,8 @@ def _check_step(ctx: Context, state: dict[str, Any], step: dict[str, Any]) -> li
     found: list[tuple[dict, str | None, str, str, str | None, dict]] = []
     add = lambda s, p, rule, msg, fix=None, **d: found.append((s, p, rule, msg, fix, d))  # noqa: E731
     params = step["params"]
+    from . import auto, safety
+
     if step["kind"] == "evaluate":
         known = rules()["metrics"]
         for k in params:
@@ -420,6 +508,10 @@ def _check_step(ctx: Context, state: dict[str, Any], step: dict[str, Any]) -> li
                 add(step, "metrics", "unknown_metric", f"unknown metric {metric!r}",
                     f"did you mean {guess[0]!r}?" if guess else f"use one of {known}")
         return found
+    if step["kind"] == "model" and step["qualname"] not in ctx.models and not auto.is_auto(step["qualname"]):
+        add(step, None, "unknown_callable", f"{step['qualname']} is not a model class of {ctx.library}",
+            "use a model class of neuralforecast.models or an Auto class of neuralforecast.auto")
+        return found
     if step["symbol"] is None or step["params_of"] is None:
         names = [m["name"] for m in ctx.models.values()] + [f"NeuralForecast.{x}" for x in
                                                             ("fit", "predict", "cross_validation", "save", "load")]
@@ -427,6 +519,24 @@ def _check_step(ctx: Context, state: dict[str, Any], step: dict[str, Any]) -> li
         add(step, None, "unknown_callable", f"{step['method']} is not in the registry of "
             f"{ctx.library} (release {ctx.release_id})", f"did you mean {guess[0]}?" if guess else None)
         return found
+    # plan data without code: closed table of objects, known markers, paths inside the allowed roots
+    for pname, msg in safety.value_problems(params):
+        add(step, pname, "object_not_allowed", msg, "use a loss, PredictionIntervals, DistributedConfig or sampler "
+            "of the closed table (fcast_assets/compat/objects.yaml), or data ({__data__: frame})")
+    for pname, v in params.items():
+        if isinstance(v, dict) and str(v.get("__obj__", "")).startswith("neuralforecast.losses.") and \
+                v["__obj__"].rsplit(".", 1)[-1] not in ctx.loss_kinds:
+            add(step, pname, "object_not_allowed", f"{v['__obj__']} is not a loss class of the registry",
+                f"use one of {sorted(ctx.loss_kinds)}")
+    if step["short"] in ("save", "load") and "path" in params:
+        problem = safety.path_problem(params["path"], state.get("roots"))
+        if problem:
+            add(step, "path", "path_outside_root", problem, "use a relative path (inside the execution's folder) "
+                "or a folder under FCAST_HOME, or pass the root explicitly")
+    if step["kind"] == "model" and auto.is_auto(step["qualname"]):
+        for msg in auto.config_errors(params.get("config")):
+            add(step, "config", "auto_config", msg, "describe the space as {__space__: {param: value or "
+                "{choice: [...]} / {uniform: [lo, hi]} / ...}}, or null for the class default")
     # order of steps
     short = step["short"]
     before = [s for s in state["steps"] if s["ord"] < step["ord"]]
@@ -508,24 +618,42 @@ def _check_step(ctx: Context, state: dict[str, Any], step: dict[str, Any]) -> li
         if any((c["spec"] or {}).get("compat") == "handled" for c in p["constraints"]):
             models = []
         for m in models:
-            for r in ctx.compat(m["qualname"], compat_method(step), name):
-                if r["status"] == "error" and _canon(r["value"]) == _canon(value):
-                    add(step, name, "compat_error", f"{m['qualname'].rsplit('.', 1)[-1]} {compat_method(step)} "
-                        f"{name}={r['value_label']} errored in the compatibility matrix: {r['exception_type']}: "
-                        f"{(r['message'] or '')[:200]}", "choose a value the matrix recorded as ok "
+            facts = step["facts"].get(m["ord"])
+            if facts is None:
+                continue
+            for r in ctx.compat(m["qualname"], compat_method(step), name, facts):
+                if r["status"] not in ("error", "suspect") or _canon(r["value"]) != _canon(value):
+                    continue
+                who = f"{m['qualname'].rsplit('.', 1)[-1]} {compat_method(step)} {name}={r['value_label']}"
+                where = f"(compat_result {r['result_id']}, scenario: {scenario.describe(r['facts'])})"
+                if r["status"] == "error":
+                    add(step, name, "compat_error", f"{who} raises {r['exception_type']}: "
+                        f"{(r['message'] or '')[:200]} {where}", "choose a value the matrix recorded as ok "
                         f"(`fcast compat --method {compat_method(step)} --param {name}`)",
-                        compat_result_id=r["result_id"])
-                    break
+                        compat_result_id=r["result_id"], scenario=r["facts"])
+                else:
+                    add(step, name, "compat_suspect", f"runs, but wrong: {who}: {(r['message'] or '')[:200]} "
+                        f"{where}", "change the value or the setup (loss, prediction_intervals) so the output "
+                        "holds what is asked for", compat_result_id=r["result_id"], scenario=r["facts"])
+                break
     return found
 
 
 def validate_plan(engine: Engine, plan: int | str | dict[str, Any], ctx: Context | None = None,
-                  record: bool = True) -> list[Violation]:
+                  record: bool = True, miniature: bool | None = None,
+                  roots: list[str] | None = None) -> list[Violation]:
     """Check every step of a plan; write run_validation (one row per step, replacing earlier ones)."""
     plan = plan if isinstance(plan, dict) else get_plan(engine, plan)
     ctx = ctx or Context(engine, plan.get("library") or "neuralforecast")
     out: list[Violation] = []
+    from .safety import name_problem
+
+    problem = name_problem(plan.get("name"))
+    if problem:
+        out.append(Violation(str(plan.get("name")), -1, "plan", "name", "bad_plan_name", problem,
+                             "rename the plan to a plain label"))
     state = _state(ctx, plan, out)
+    state["roots"] = roots
     if not state["steps"]:
         out.append(Violation(plan["name"], -1, "plan", None, "empty_plan", "the plan has no steps", "add steps"))
     per_step: dict[int, list[dict[str, Any]]] = {s["ord"]: [] for s in state["steps"]}
@@ -538,7 +666,16 @@ def validate_plan(engine: Engine, plan: int | str | dict[str, Any], ctx: Context
             seen.add(key)
             v = Violation(plan["name"], s["ord"], s["qualname"], param, rule, msg, fix, detail)
             out.append(v)
-            per_step[s["ord"]].append({k: getattr(v, k) for k in ("param", "rule", "message", "fix", "detail")})
+            per_step[s["ord"]].append({k: getattr(v, k) for k in ("param", "rule", "message", "fix", "detail",
+                                                                  "layer")})
+    from . import miniature as mini
+
+    if not out and state["steps"] and mini.enabled(miniature):
+        for v in _miniature(ctx, state, roots):
+            out.append(v)
+            if v.step in per_step:
+                per_step[v.step].append({k: getattr(v, k) for k in ("param", "rule", "message", "fix", "detail",
+                                                                   "layer")})
     if record and "plan_id" in plan:
         with engine.begin() as conn:
             conn.execute(delete(rm.RunValidation).where(rm.RunValidation.plan_id == plan["plan_id"]))
@@ -550,6 +687,39 @@ def validate_plan(engine: Engine, plan: int | str | dict[str, Any], ctx: Context
             if rows:
                 conn.execute(insert(rm.RunValidation.__table__), rows)  # type: ignore[attr-defined]
     return out
+
+
+def _miniature(ctx: Context, state: dict[str, Any], roots: list[str] | None) -> list[Violation]:
+    """The plan's own steps on a miniature of its data (plans.miniature): the library's exception, or a
+    post-condition breach ("runs, but wrong"), becomes a violation of the step it happened in."""
+    from . import miniature as mini
+
+    plan = state["plan"]
+    steps = [{k: v for k, v in s.items() if k not in ("facts", "symbol")} for s in state["steps"]]
+    res = mini.run(plan, steps, state["frames"], state["models"], roots=roots,
+                   patterns=rules().get("wrong_result_warnings") or [])
+    state["miniature"] = res
+    name = plan["name"]
+    by_ord = {s["ord"]: s for s in state["steps"]}
+    step = by_ord.get(res.get("step"))
+    label = step["label"] if step else "the plan"
+    method = step["qualname"] if step else "plan"
+    ord_ = step["ord"] if step else -1
+    detail = {"seconds": round(res.get("seconds") or 0, 3), "rows": res.get("rows")}
+    if res["status"] == "error":
+        return [Violation(name, ord_, method, res.get("argument"), "miniature_error",
+                          f"{label} raised {res['exception_type']}: {res['message']} (miniature run of the plan on "
+                          "its own data)", "change the step's arguments: the library itself rejects them here",
+                          {**detail, "exception_type": res["exception_type"]})]
+    if res["status"] == "suspect":
+        return [Violation(name, ord_, method, None, "miniature_suspect",
+                          f"runs, but wrong: {label}: " + "; ".join(res.get("breaches") or []),
+                          "change the step or the setup so the output follows from the plan and the data",
+                          detail)]
+    if res["status"] == "timeout":
+        return [Violation(name, -1, "plan", None, "miniature_timeout", res["message"],
+                          "make the plan smaller or raise FCAST_MINIATURE_TIMEOUT", detail)]
+    return []
 
 
 def validate_plans(engine: Engine, names: list[str] | None = None) -> dict[str, list[Violation]]:

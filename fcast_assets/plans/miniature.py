@@ -1,0 +1,161 @@
+"""A miniature run of the plan itself, before the real run.
+
+The plan's own steps run on a miniature of its own data — the same ids, columns, dtypes and ds spacing, each
+series cut to the tail the steps need (never below what they need, so a series that is too short stays too
+short) — with max_steps 1 (Auto: one sample, max_steps 1 in its config), in a forked child after the libraries
+are imported, with a timeout. Saves go to a temporary folder (a real folder that already holds files is mirrored
+by a marker, so "save without overwrite" fails as it would for real); loads read the real artifact.
+
+An exception stops the plan with the library's own exception type and message, the step and the argument it
+names; a forecast whose dates, rows, interval columns or windows do not follow from the plan and the data, or a
+library warning that means a wrong result (rules.yaml ``wrong_result_warnings``), stops it as "runs, but wrong".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..compat import scenario
+
+TIMEOUT_S = float(os.environ.get("FCAST_MINIATURE_TIMEOUT", "120"))
+MODEL_OVERRIDES = {"max_steps": 1, "val_check_steps": 1}
+
+
+def enabled(flag: bool | None = None) -> bool:
+    if flag is not None:
+        return flag
+    return os.environ.get("FCAST_MINIATURE", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def miniature_frames(frames: dict[str, Any], steps: list[dict[str, Any]], models: list[dict[str, Any]]
+                     ) -> dict[str, Any]:
+    """The plan's frames with each series of df cut to the tail the steps need (2 x need + 16, at least 64)."""
+    df = frames.get("df")
+    if df is None or df.empty or not models:
+        return dict(frames)
+    args = [m["params"] for m in models]
+    fit = next((s["params"] for s in steps if s.get("short") == "fit"), {})
+    need = max([scenario._need(args, s.get("short") or "", s["params"], fit) for s in steps] or [0])
+    cap = max(2 * need + 16, 64)
+    if int(df.groupby("unique_id").size().max()) <= cap:
+        return dict(frames)
+    cut = df.sort_values(["unique_id", "ds"]).groupby("unique_id", sort=False).tail(cap)
+    return {**frames, "df": cut.reset_index(drop=True)}
+
+
+def _argument_of(step: dict[str, Any], message: str) -> str | None:
+    """The step argument an exception message names (the first one found), else None."""
+    for name in step.get("params") or {}:
+        if re.search(rf"\b{re.escape(str(name))}\b", message):
+            return str(name)
+    return None
+
+
+def wrong_result_warnings(caught: list[str], patterns: list[str]) -> list[str]:
+    return [w for w in caught if any(re.search(p, w) for p in patterns)]
+
+
+def _execute(plan: dict[str, Any], steps: list[dict[str, Any]], frames: dict[str, Any], work_dir: Path,
+             roots: list[str] | None, patterns: list[str]) -> dict[str, Any]:
+    """Run the steps in this process; a JSON-able outcome (never raises)."""
+    from .runner import _Exec, _Skip, _Suspect, _quiet
+
+    _quiet()
+    ex = _Exec(None, plan, None, work_dir, data=frames, miniature=True, roots=roots)
+    t0 = time.perf_counter()
+    for s in steps:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                ex.run(s)
+                breaches: list[str] = []
+            except _Skip:
+                breaches = []
+            except _Suspect as e:
+                breaches = list(e.breaches)
+            except Exception as e:  # noqa: BLE001 - the library's own exception is the finding
+                text = str(e).strip()
+                return {"status": "error", "step": s["ord"], "exception_type": type(e).__name__,
+                        "message": (text.splitlines() or [""])[0][:500], "argument": _argument_of(s, text),
+                        "seconds": time.perf_counter() - t0, "traceback": traceback.format_exc(limit=4)[-1500:]}
+        seen = [f"{w.category.__name__}: {str(w.message).strip().splitlines()[0][:200] if str(w.message).strip() else ''}"
+                for w in caught]
+        bad = wrong_result_warnings(seen, patterns)
+        if breaches or bad:
+            return {"status": "suspect", "step": s["ord"], "breaches": breaches + [f"warning {w}" for w in bad],
+                    "seconds": time.perf_counter() - t0}
+    return {"status": "ok", "seconds": time.perf_counter() - t0}
+
+
+def run(plan: dict[str, Any], steps: list[dict[str, Any]], frames: dict[str, Any], models: list[dict[str, Any]],
+        roots: list[str] | None = None, timeout: float | None = None,
+        patterns: list[str] | None = None) -> dict[str, Any]:
+    """The miniature run of ``steps`` (classified by the validator) in a forked child (in-process where the
+    platform has no fork). Outcome: {status: ok / error / suspect / timeout, step, exception_type, message,
+    argument, breaches, seconds}."""
+    from ..compat.runner import _exit_reason, _kill, _read_all, _write_line
+
+    timeout = timeout or TIMEOUT_S
+    mini = miniature_frames(frames, steps, models)
+    library = plan.get("library") or "neuralforecast"
+    import importlib
+
+    importlib.import_module(f"{library}.models")  # imported once in the parent, inherited by every child
+    with tempfile.TemporaryDirectory(prefix="fcast-miniature-") as tmp:
+        work = Path(tmp)
+        if not hasattr(os, "fork"):  # pragma: no cover - platforms without fork run it in-process
+            return _execute(plan, steps, mini, work, roots, patterns or [])
+        r, w = os.pipe()
+        t0 = time.perf_counter()
+        pid = os.fork()
+        if pid == 0:  # child
+            os.close(r)
+            code = 0
+            try:
+                import torch
+
+                torch.set_num_threads(1)
+                _write_line(w, _execute(plan, steps, mini, work, roots, patterns or []))
+            except BaseException:  # noqa: BLE001
+                code = 3
+            finally:
+                os._exit(code)
+        os.close(w)
+        try:
+            data, timed_out = _read_all(r, timeout)
+        finally:
+            os.close(r)
+        if timed_out:
+            _kill(pid)
+        _, status = os.waitpid(pid, 0)
+        seconds = time.perf_counter() - t0
+        if timed_out:
+            return {"status": "timeout", "seconds": seconds,
+                    "message": f"the miniature run did not finish within {timeout:.0f}s"}
+        try:
+            out = json.loads(data.decode().strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            return {"status": "error", "step": None, "exception_type": "WorkerCrashed",
+                    "message": f"the miniature run's process {_exit_reason(status)} without a result",
+                    "seconds": seconds}
+        out["seconds"] = seconds
+        out["rows"] = {"df": int(len(mini["df"])) if mini.get("df") is not None else 0,
+                       "df_full": int(len(frames["df"])) if frames.get("df") is not None else 0}
+        return out
+
+
+def frame_info(frames: dict[str, Any]) -> dict[str, Any]:
+    df = frames.get("df")
+    if not isinstance(df, pd.DataFrame):
+        return {}
+    return {"ids": int(df["unique_id"].nunique()), "rows": int(len(df)), "spacing": scenario.spacing(df)}
