@@ -106,3 +106,32 @@ def lake_env(tmp_path, monkeypatch):
     init_db(eng)
     games.seed_games(eng)
     return {"url": url, "engine": eng, "tmp": tmp_path}
+
+
+MATRIX_MODELS = ["MLP", "TSMixer"]
+
+
+@pytest.fixture(scope="session")
+def nf_matrix_file(tmp_path_factory):
+    """neuralforecast scanned and the real compatibility matrix of MLP and TSMixer, every cell family (with their
+    scenario facts), built once per session; tests take copies (:func:`matrix_copy`)."""
+    from fcast_assets.compat.probe import run_matrix
+
+    folder = tmp_path_factory.mktemp("matrix")
+    engine, url = scanned_db(folder)
+    run_matrix(engine, "neuralforecast", models=MATRIX_MODELS, workers=2, cell_timeout=90)
+    engine.dispose()
+    return folder / "forecast_meta.db"
+
+
+def matrix_copy(source, folder):
+    """(engine, url) of a private copy of the session's matrix database in ``folder``."""
+    import sqlite3
+
+    target = folder / "forecast_meta.db"
+    with sqlite3.connect(source) as src:
+        src.execute(f"VACUUM INTO '{target}'")
+    url = f"sqlite:///{target}"
+    eng = make_engine(url)
+    init_db(eng)
+    return eng, url

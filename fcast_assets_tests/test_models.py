@@ -48,8 +48,11 @@ def env(tmp_path_factory):
     mp.setenv("FCAST_DB_URL", url)
     for v in ("FCAST_ENGINE", "FCAST_SCRAPER", "FCAST_CHRONOS_MODEL", "FCAST_TIMESFM_MODEL", "FCAST_ARTIFACTS"):
         mp.delenv(v, raising=False)
+    # the README's order: scan, the compat matrix of the chosen classes (with the freq cells, whose
+    # `1 (ds datetime)` error must not block the gold plans' freq=1 on the integer draw_no), lake, gold, training
     run_matrix(engine, "neuralforecast", models=["NHITS", "TSMixerx"],
-               families=["futr_exog_list", "hist_exog_list", "stat_exog_list"], workers=2, cell_timeout=90)
+               families=["futr_exog_list", "hist_exog_list", "stat_exog_list", "freq", "level"], workers=2,
+               cell_timeout=90)
     games.seed_games(engine)
     spec = games.get_game(engine, "loto6")
     recs = list(pipeline.iter_records(spec))
@@ -75,6 +78,25 @@ def _run(env, assets, key, config=None):
 def _meta(res, asset):
     mats = [e for e in res.get_asset_materialization_events() if e.asset_key == dg.AssetKey(asset)]
     return mats[-1].materialization.metadata
+
+
+def test_example_plans_still_valid_after_the_matrix(env):
+    """The project's own valid example plans pass validation (rules, matching matrix cells, miniature run) in the
+    database the README's order builds; the wrong ones are still stopped."""
+    eng = env["engine"]
+    examples = Path(__file__).resolve().parents[1] / "plans" / "examples.yaml"
+    plans = loader.read_file(examples)
+    loader.store_plans(eng, plans)
+    res = validator.validate_plans(eng, [p["name"] for p in plans])
+    for p in plans:
+        if p["expect"] == "valid":
+            assert not res[p["name"]], (p["name"], res[p["name"]])
+        else:
+            assert res[p["name"]], p["name"]
+    with eng.connect() as conn:
+        freq_cells = conn.execute(text("""SELECT value_label, status FROM compat_result
+            WHERE method = 'NeuralForecast.__init__' AND param = 'freq'""")).all()
+    assert ("1 (ds datetime)", "error") in {(r.value_label, r.status) for r in freq_cells}
 
 
 def test_selectors_per_game(env):

@@ -186,7 +186,6 @@ def test_ray_fit(data, tmp_path, monkeypatch):
     ({"x": {"choice": 3}}, "choice takes a list of values"),
     ({"x": {"choice": [1], "uniform": [0, 1]}}, "exactly one key"),
     ({"x": {}}, "exactly one key"),
-    ({"h": 3}, "h is an argument of the Auto class itself"),
     ([1, 2], "must be a mapping"),
 ])
 def test_space_errors_catch_each_malformed_space(space, fragment):
@@ -203,7 +202,8 @@ def test_valid_look_alike_space_passes():
              "c": {"const": {"normal": [0, 1]}}, "n": None}
     assert auto.space_errors(space) == []
     assert auto.config_errors({"__space__": space}) == [] and auto.config_errors(None) == []
-    assert auto.config_errors({"hidden_size": 8}) and auto.config_errors({"__space__": {}, "x": 1})
+    assert auto.config_errors({"__space__": {}, "x": 1}) and auto.config_errors([1, 2])
+    assert auto.config_errors({"hidden_size": 8}) == []  # a plain mapping goes to the library as it is
 
 
 # ------------------------------------------------------------------------------------------------ names
@@ -220,5 +220,11 @@ def test_is_auto_and_unknown_names_refused(data):
         auto.build_auto_kwargs("neuralforecast.auto.AutoHINT", {"h": H}, _dec(data), QUIET_TRAINER)
     with pytest.raises(ValueError, match=r"takes no parameter\(s\) \['max_steps'\]"):
         auto.build_auto_kwargs("neuralforecast.auto.AutoMLP", {"h": H, "max_steps": 1}, _dec(data), QUIET_TRAINER)
-    with pytest.raises(ValueError, match="unknown Auto backend"):
-        auto.build_auto_kwargs("neuralforecast.auto.AutoMLP", {"h": H, "backend": "hyperopt"}, _dec(data), {})
+    # an unknown backend and h inside the space are left to the library, which rejects them with its own message
+    kw = auto.build_auto_kwargs("neuralforecast.auto.AutoMLP", {"h": H, "backend": "hyperopt"}, _dec(data), {})
+    with pytest.raises(ValueError, match="Unknown backend hyperopt"):
+        auto.auto_class("AutoMLP")(**kw)
+    kw = auto.build_auto_kwargs("neuralforecast.auto.AutoMLP", {"h": H, "backend": "optuna", "config": {
+        "__space__": {"h": 3, "input_size": 4}}}, _dec(data), {})
+    with pytest.raises(Exception, match="Please use `h` init argument"):
+        auto.auto_class("AutoMLP")(**kw)

@@ -12,12 +12,11 @@ from click.testing import CliRunner
 from sqlalchemy import insert, text
 
 from fcast_assets.cli import main
-from fcast_assets.compat.probe import run_matrix
 from fcast_assets.db.models import JSONType
 from fcast_assets.db.run_models import RunStep
 from fcast_assets.plans import loader, runner, validator
 
-from .conftest import scanned_db
+from .conftest import matrix_copy
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "plans" / "examples.yaml"
 RULE_CLASSES = {"unknown_argument", "missing_required", "type_mismatch", "enum_violation", "range", "excludes",
@@ -26,11 +25,10 @@ RULE_CLASSES = {"unknown_argument", "missing_required", "type_mismatch", "enum_v
 
 
 @pytest.fixture(scope="module")
-def db(tmp_path_factory):
-    """neuralforecast scanned, a small real matrix (MLP: h and prediction_intervals cells), the examples loaded."""
-    engine, url = scanned_db(tmp_path_factory.mktemp("plans"))
-    run_matrix(engine, "neuralforecast", models=["MLP"], families=["h", "prediction_intervals"], workers=1,
-               cell_timeout=90)
+def db(nf_matrix_file, tmp_path_factory):
+    """neuralforecast scanned, the real matrix of MLP and TSMixer (every family: freq, level, test_size, exog ...,
+    each cell with its scenario facts), the examples loaded: the valid ones must still pass."""
+    engine, url = matrix_copy(nf_matrix_file, tmp_path_factory.mktemp("plans"))
     loader.load_file(engine, EXAMPLES)
     yield engine, url
     engine.dispose()
@@ -226,7 +224,8 @@ def test_validator_in_memory_plans(db, tmp_path):
     # **trainer_kwargs are checked against lightning's Trainer signature
     trainer = {"model": "MLP", "params": {**MLP["params"], "accelerator": "cpu", "max_step": 3}}
     found = _rules(engine, [trainer, INIT, {"method": "NeuralForecast.fit"}])
-    assert found == {(0, "max_step", "unknown_argument")}
+    # the rule, and the miniature run confirming it with lightning's own TypeError at fit
+    assert found == {(0, "max_step", "unknown_argument"), (2, None, "miniature_error")}
     # order of steps, data set names, frames where lists are expected
     assert (1, None, "step_order") in _rules(engine, [MLP, {"method": "NeuralForecast.predict"}])
     assert (0, "data", "unknown_data") in {(v.step if v.step >= 0 else 0, v.param, v.rule) for v in

@@ -34,7 +34,6 @@ SPACE_KEY = "__space__"
 KINDS = {"choice", "uniform", "loguniform", "randint", "quniform", "const"}
 BACKENDS = ("optuna", "ray")
 # the Auto constructor injects these into every config itself; BaseAuto raises when the config sets h/loss/valid_loss
-RESERVED = {"h", "loss", "valid_loss"}
 # constructor arguments with no data form (a model class, a summing matrix)
 UNSUPPORTED = {"AutoHINT": "AutoHINT needs a model class (cls_model) and a summing matrix S, which a plan cannot "
                            "describe as data, and it does not support backend optuna"}
@@ -98,10 +97,7 @@ def space_errors(space: Any) -> list[str]:
         if not isinstance(name, str) or not name:
             errors.append(f"config.__space__: parameter names must be non-empty strings, got {name!r}")
             continue
-        if name in RESERVED:
-            errors.append(f"config.__space__.{name}: {name} is an argument of the Auto class itself, "
-                          f"not part of the search space")
-            continue
+        # h / loss / valid_loss in the space are left to the library, which names its own rule for them
         if isinstance(spec, dict):
             errors.extend(_dist_errors(name, spec))
     return errors
@@ -111,8 +107,10 @@ def config_errors(config: Any) -> list[str]:
     """Problems in a whole ``config`` value: null, or ``{__space__: {...}}``."""
     if config is None:
         return []
+    if isinstance(config, dict) and SPACE_KEY not in config:
+        return []  # a plain mapping of values: passed to the library as it is (the library judges it)
     if not isinstance(config, dict) or set(config) != {SPACE_KEY}:
-        return ["config must be null (the Auto class's default space) or a mapping {__space__: {...}}"]
+        return ["config must be null (the Auto class's default space), {__space__: {...}} or a plain mapping"]
     return space_errors(config[SPACE_KEY])
 
 
@@ -179,8 +177,8 @@ def build_config(space_spec: Any, backend: str, auto_cls: type, h: int, n_series
     """The ``config`` argument of an Auto class: a ``trial -> dict`` callable (optuna) or a dict of ``ray.tune``
     distributions (ray). ``space_spec`` is ``None`` (the class default space), ``{__space__: {...}}`` or the
     ``__space__`` mapping itself; ``forced`` constants are merged over every sampled config."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown Auto backend {backend!r} (known: {list(BACKENDS)})")
+    if backend not in BACKENDS:  # the Auto class itself rejects it, with its own message
+        return None  # type: ignore[return-value]
     space = _space_of(space_spec)
     forced = dict(forced or {})
     if n_series is not None and _takes_n_series(auto_cls):
@@ -265,6 +263,10 @@ def build_auto_kwargs(qualname: str, params: dict[str, Any], decode: Callable[[A
     if num_samples is not None:
         kw["num_samples"] = num_samples
     backend = kw.get("backend", inspect.signature(cls.__init__).parameters["backend"].default)
+    if isinstance(space_spec, dict) and SPACE_KEY not in space_spec:
+        # a plain mapping is a config as the library takes it (constants for ray; optuna rejects a dict itself)
+        kw["config"] = {**{k: decode(v) for k, v in space_spec.items()}, **(trainer or {}), **(forced or {})}
+        return kw
     kw["config"] = build_config(space_spec, backend, cls, h=kw["h"], n_series=kw.get("n_series"),
                                 forced={**(trainer or {}), **(forced or {})})
     return kw

@@ -35,14 +35,32 @@ def plan() -> None:
     """Table-driven execution: run plans, pre-flight validation, runner."""
 
 
+def _read(file: str) -> list:
+    """The plans of FILE, or one clear line naming the file and the problem (exit 2)."""
+    from .loader import read_file
+
+    try:
+        return read_file(file)
+    except (ValueError, KeyError, TypeError, AttributeError, OSError) as e:
+        click.echo(f"error: {file}: {type(e).__name__}: {e}", err=True)
+        sys.exit(2)
+    except Exception as e:  # noqa: BLE001 - yaml / csv parser errors: one line, no traceback
+        click.echo(f"error: {file}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", err=True)
+        sys.exit(2)
+
+
+ROOT_HELP = "a folder save / load paths and data files may use besides FCAST_HOME (repeatable)"
+
+
 @plan.command("load")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 def plan_load(file: str) -> None:
     """Load a YAML or CSV plan FILE into run_plan / run_step (plans of the same name are replaced)."""
-    from .loader import load_file, read_file
+    from .loader import store_plans
 
-    ids = load_file(_engine(), file)
-    click.echo(f"loaded {len(ids)} plan(s) from {file}: " + ", ".join(p["name"] for p in read_file(file)))
+    plans = _read(file)
+    ids = store_plans(_engine(), plans)
+    click.echo(f"loaded {len(ids)} plan(s) from {file}: " + ", ".join(p["name"] for p in plans))
 
 
 @plan.command("list")
@@ -70,34 +88,41 @@ def _registry_ready(engine, library: str = "neuralforecast") -> None:  # noqa: A
 @plan.command("validate")
 @click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False))
 @click.option("--plan", "names", multiple=True, help="only these plans (default: all of FILE, or all stored)")
-def plan_validate(file: str | None, names: tuple[str, ...]) -> None:
-    """Check plans against the registry and the compatibility matrix; print the violations.
+@click.option("--root", "roots", multiple=True, type=click.Path(file_okay=False), help=ROOT_HELP)
+@click.option("--no-miniature", is_flag=True, help="skip the miniature run of each plan on its own data")
+def plan_validate(file: str | None, names: tuple[str, ...], roots: tuple[str, ...], no_miniature: bool) -> None:
+    """Check plans against the registry rules, the compatibility matrix cells whose scenario matches, and a
+    miniature run of each plan on its own data; print the violations with the layer that found them.
 
     With FILE the plans are loaded (stored) first. Exit code 1 when any plan has a violation."""
-    from .loader import load_file, read_file
+    from .loader import store_plans
     from .validator import validate_plans, violations_frame
 
     engine = _engine()
     _registry_ready(engine)
     if file:
-        load_file(engine, file)
-        names = names or tuple(p["name"] for p in read_file(file))
-    res = validate_plans(engine, list(names) or None)
+        plans = _read(file)
+        store_plans(engine, plans)
+        names = names or tuple(p["name"] for p in plans)
+    res = validate_plans(engine, list(names) or None, miniature=False if no_miniature else None,
+                         roots=list(roots) or None)
     df = violations_frame(res)
     ok = [n for n, vs in res.items() if not vs]
     click.echo(f"{len(res)} plan(s): {len(ok)} valid, {len(res) - len(ok)} with violations")
     if not df.empty:
-        rows = [[r.plan, r.step, _short(r.method), r.param or "", r.rule, _wrap(r.message, 60), _wrap(r.fix, 36)]
-                for r in df.itertuples()]
-        click.echo(tabulate(rows, headers=["plan", "step", "callable", "argument", "rule", "message", "fix"],
-                            tablefmt="grid"))
+        rows = [[r.plan, r.step, _short(r.method), r.param or "", r.rule, r.layer, _wrap(r.message, 60),
+                 _wrap(r.fix, 36)] for r in df.itertuples()]
+        click.echo(tabulate(rows, headers=["plan", "step", "callable", "argument", "rule", "layer", "message",
+                                           "fix"], tablefmt="grid"))
         sys.exit(1)
 
 
 @plan.command("run")
 @click.argument("names", nargs=-1)
 @click.option("--all", "all_", is_flag=True, help="every plan, enabled or not")
-def plan_run(names: tuple[str, ...], all_: bool) -> None:
+@click.option("--root", "roots", multiple=True, type=click.Path(file_okay=False), help=ROOT_HELP)
+@click.option("--no-miniature", is_flag=True, help="skip the miniature run before each real run")
+def plan_run(names: tuple[str, ...], all_: bool, roots: tuple[str, ...], no_miniature: bool) -> None:
     """Validate and execute NAMES (default: every enabled plan). Invalid plans are not executed.
 
     On a terminal a progress bar (plans done / total, current plan) is drawn on stderr."""
@@ -107,14 +132,15 @@ def plan_run(names: tuple[str, ...], all_: bool) -> None:
     engine = _engine()
     _registry_ready(engine)
     todo = list(names) or plan_names(engine, enabled_only=not all_)
+    kw = {"roots": list(roots) or None, "miniature": False if no_miniature else None}
     with terminal_progress("plan run", unit="plan") as bar:
         if bar is None:
-            out = run_plans(engine, todo, enabled_only=not all_)
+            out = run_plans(engine, todo, enabled_only=not all_, **kw)
         else:  # one plan at a time, so the bar moves between plans
             out = []
             for i, n in enumerate(todo):
                 bar(i, len(todo), n)
-                out += run_plans(engine, [n], enabled_only=not all_)
+                out += run_plans(engine, [n], enabled_only=not all_, **kw)
                 bar(i + 1, len(todo), n)
     rows = [[o["plan"], o["status"], o.get("execution_id") or "",
              " ".join(f"{k}:{v}" for k, v in (o.get("steps") or {}).items()) or "; ".join(o.get("violations", []))]

@@ -31,6 +31,61 @@ TIMEOUT_S = float(os.environ.get("FCAST_MINIATURE_TIMEOUT", "120"))
 MODEL_OVERRIDES = {"max_steps": 1, "val_check_steps": 1}
 
 
+def miniature_overrides(params: dict[str, Any]) -> dict[str, Any]:
+    """max_steps 1 and val_check_steps 1, except a plan value below 1 (max_steps 0 / -1 is what must show)."""
+    out = dict(MODEL_OVERRIDES)
+    for k in out:
+        v = params.get(k)
+        if isinstance(v, int) and not isinstance(v, bool) and v < 1:
+            out[k] = v
+    return out
+
+
+def exog_sensitivity(nf: Any, kw: dict[str, Any], out: pd.DataFrame, frames: dict[str, Any]) -> list[str]:
+    """Models that list exogenous columns but forecast exactly the same when those columns change: predict again
+    with the future values of futr_exog (futr_df), the history of hist_exog (df) and the statics (static_df)
+    replaced by noise, one group at a time; an unchanged forecast means the model ignores that group."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    found: list[str] = []
+    groups = {"futr": "futr_exog_list", "hist": "hist_exog_list", "stat": "stat_exog_list"}
+    for g, attr in groups.items():
+        models = [m for m in nf.models if list(getattr(m, attr, None) or [])]
+        if not models:
+            continue
+        cols = sorted({c for m in models for c in getattr(m, attr)})
+        call = dict(kw)
+        if g == "futr":
+            base = call.get("futr_df")
+            if base is None or any(c not in base.columns for c in cols):
+                continue
+            call["futr_df"] = base.assign(**{c: rng.normal(0, 10, len(base)) for c in cols})
+        elif g == "hist":
+            base = call.get("df") if call.get("df") is not None else frames.get("df")
+            if base is None or any(c not in base.columns for c in cols):
+                continue
+            call["df"] = base.assign(**{c: rng.normal(0, 10, len(base)) for c in cols})
+        else:
+            base = call.get("static_df") if call.get("static_df") is not None else frames.get("static_df")
+            if base is None or any(c not in base.columns for c in cols):
+                continue
+            call["static_df"] = base.assign(**{c: rng.normal(0, 10, len(base)) for c in cols})
+            if call.get("df") is None and frames.get("df") is not None:
+                call["df"] = frames["df"]
+        try:
+            other = nf.predict(**call)
+        except Exception:  # noqa: BLE001 - the sensitivity probe is a check, not the plan
+            continue
+        other = other.reset_index() if "unique_id" not in other.columns else other
+        for m in models:
+            name = str(m)
+            if name in out.columns and name in other.columns and np.array_equal(
+                    out[name].to_numpy(), other[name].to_numpy()):
+                found.append(f"{name} forecasts the same when {', '.join(cols)} change: it ignores its {attr}")
+    return found
+
+
 def enabled(flag: bool | None = None) -> bool:
     if flag is not None:
         return flag
@@ -86,7 +141,7 @@ def _execute(plan: dict[str, Any], steps: list[dict[str, Any]], frames: dict[str
             except Exception as e:  # noqa: BLE001 - the library's own exception is the finding
                 text = str(e).strip()
                 return {"status": "error", "step": s["ord"], "exception_type": type(e).__name__,
-                        "message": (text.splitlines() or [""])[0][:500], "argument": _argument_of(s, text),
+                        "message": " ".join(text.split())[:600], "argument": _argument_of(s, text),
                         "seconds": time.perf_counter() - t0, "traceback": traceback.format_exc(limit=4)[-1500:]}
         seen = [f"{w.category.__name__}: {str(w.message).strip().splitlines()[0][:200] if str(w.message).strip() else ''}"
                 for w in caught]

@@ -28,7 +28,7 @@ from ..db.models import utcnow
 from . import data as plan_data
 from .evaluate import evaluate_forecast
 from .loader import get_plan, plan_names
-from .miniature import MODEL_OVERRIDES
+from .miniature import MODEL_OVERRIDES, exog_sensitivity, miniature_overrides
 from .resources import measure
 from .safety import check_name, resolve_in
 from .validator import Context, _classify, rules, validate_plan
@@ -46,6 +46,12 @@ class PlanNotValidError(RuntimeError):
 
 
 def _quiet() -> None:
+    try:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    except ImportError:  # pragma: no cover
+        pass
     for name in ("pytorch_lightning", "lightning_fabric", "lightning", "lightning.pytorch", "neuralforecast"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="lightning")
@@ -116,13 +122,15 @@ class _Exec:
             from .auto import auto_class, build_auto_kwargs, is_auto
 
             if is_auto(step["qualname"]):  # trainer settings go into the config, not the constructor
+                n = params.get("num_samples")
                 kw = build_auto_kwargs(step["qualname"], params, lambda v: decode(v, self.data),
                                        _trainer_defaults(), forced=dict(MODEL_OVERRIDES) if self.miniature else None,
-                                       num_samples=1 if self.miniature else None)
+                                       num_samples=(min(n, 1) if isinstance(n, int) else 1) if self.miniature
+                                       else None)
                 model = auto_class(step["qualname"])(**kw)
             else:
-                if self.miniature:
-                    params = {**params, **MODEL_OVERRIDES}
+                if self.miniature:  # one training step (a plan's own max_steps below 1 stays: it is the finding)
+                    params = {**params, **miniature_overrides(params)}
                 kw = {**_trainer_defaults(), **self.args(params)}
                 model = _import(step["qualname"])(**kw)
             self.models.append(model)
@@ -156,6 +164,10 @@ class _Exec:
                 kw.setdefault("df", self.data["df"])
             out = getattr(self.nf, short)(**kw)
             out = out.reset_index() if "unique_id" not in out.columns else out
+            if self.miniature and short == "predict":
+                ignored = exog_sensitivity(self.nf, kw, out, self.data)
+                if ignored:
+                    raise _Suspect(ignored, _frame_summary(out))
             path = self.work_dir / f"step{step['ord']:02d}_{short}.parquet"
             out.to_parquet(path, index=False)
             self.artifact({"predict": "predictions", "cross_validation": "cv_predictions",

@@ -362,12 +362,64 @@ def check_capability(ctx, state, step, param, value, spec) -> CheckResult:  # no
     return []
 
 
+def check_loss_pair(ctx, state, step, param, value, spec) -> CheckResult:  # noqa: ANN001
+    """valid_loss against loss (kinds from registry_loss): a point model scored by a quantile / distribution valid
+    loss, or a distribution loss whose valid_loss is another distribution (silently replaced by the loss)."""
+    if not isinstance(value, dict) or "__obj__" not in value:
+        return []
+    loss = scenario.loss_label(step["params"].get("loss"), ctx.default_loss(step["qualname"]))
+    vloss = scenario.loss_label(value)
+    kind, vkind = scenario.loss_kind(loss, ctx.loss_kinds), scenario.loss_kind(vloss, ctx.loss_kinds)
+    if kind == "point" and vkind in ("quantile", "distribution"):
+        return [(step, param, f"runs, but wrong: the model trained with {loss} has one output; {vloss} scores that "
+                              "point forecast as every quantile")]
+    if kind == "distribution" and vkind == "distribution" and loss != vloss:
+        return [(step, param, f"runs, but wrong: valid_loss {vloss} is replaced by the training loss {loss}")]
+    return []
+
+
+def check_insample_step_covers(ctx, state, step, param, value, spec) -> CheckResult:  # noqa: ANN001
+    hs = [m["params"].get("h") for m in state["models"] if isinstance(m["params"].get("h"), int)]
+    if isinstance(value, int) and not isinstance(value, bool) and hs and value > min(hs):
+        return [(step, param, f"runs, but wrong: step_size={value} > h={min(hs)} leaves training timestamps "
+                              "without an in-sample forecast")]
+    return []
+
+
 CHECKS: dict[str, Callable[..., CheckResult]] = {
-    "capability": check_capability,
+    "capability": check_capability, "loss_pair": check_loss_pair, "insample_step_covers": check_insample_step_covers,
     "futr_df_covers_h": check_futr_df_covers_h, "columns_in_frame": check_columns_in_frame,
     "static_columns_present": check_static_columns_present, "n_series_matches": check_n_series_matches,
     "h_vs_model_h": check_h_vs_model_h, "save_path_free": check_save_path_free,
 }
+
+
+def _object_args(ctx: Context, value: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The arguments of an {__obj__, kwargs} row checked like any call: unknown names against the registry's
+    parameters of its constructor, and its excludes rows (rules.yaml)."""
+    qualname, kwargs = value["__obj__"], value.get("kwargs") or {}
+    sym = ctx.symbol(qualname)
+    if sym is None or not isinstance(kwargs, dict):
+        return []
+    reg = ctx.params(sym["qualname"] + ".__init__")
+    if not reg:
+        return []
+    names = {p["name"] for p in reg if p["kind"] not in ("var_keyword", "var_positional")}
+    out = []
+    if not any(p["kind"] == "var_keyword" for p in reg):
+        for k in kwargs:
+            if k not in names:
+                guess = difflib.get_close_matches(k, sorted(names), n=1)
+                out.append(("unknown_argument", f"{qualname.rsplit('.', 1)[-1]} has no argument {k!r}",
+                            f"did you mean {guess[0]!r}?" if guess else f"use one of {sorted(names)}"))
+    for p in reg:
+        for c in p["constraints"]:
+            other = (c["spec"] or {}).get("param")
+            if c["constraint_type"] == "excludes" and kwargs.get(p["name"]) is not None and \
+                    kwargs.get(other) is not None:
+                out.append(("excludes", f"{qualname.rsplit('.', 1)[-1]}({p['name']}=…, {other}=…): {c['message']}",
+                            (c["spec"] or {}).get("fix") or f"keep either {p['name']} or {other}"))
+    return out
 
 
 def _range_breach(value: Any, spec: dict[str, Any]) -> str | None:
@@ -528,6 +580,9 @@ def _check_step(ctx: Context, state: dict[str, Any], step: dict[str, Any]) -> li
                 v["__obj__"].rsplit(".", 1)[-1] not in ctx.loss_kinds:
             add(step, pname, "object_not_allowed", f"{v['__obj__']} is not a loss class of the registry",
                 f"use one of {sorted(ctx.loss_kinds)}")
+        elif isinstance(v, dict) and "__obj__" in v and not safety.value_problems({pname: v}):
+            for rule, msg, fix in _object_args(ctx, v):
+                add(step, pname, rule, f"{pname}: {msg}", fix)
     if step["short"] in ("save", "load") and "path" in params:
         problem = safety.path_problem(params["path"], state.get("roots"))
         if problem:
@@ -658,7 +713,8 @@ def validate_plan(engine: Engine, plan: int | str | dict[str, Any], ctx: Context
         out.append(Violation(plan["name"], -1, "plan", None, "empty_plan", "the plan has no steps", "add steps"))
     per_step: dict[int, list[dict[str, Any]]] = {s["ord"]: [] for s in state["steps"]}
     seen = set()
-    for step in state["steps"]:
+    data_failed = any(v.rule == "unknown_data" and v.step == -1 for v in out)
+    for step in [] if data_failed else state["steps"]:  # without its data a plan's steps cannot be judged
         for s, param, rule, msg, fix, detail in _check_step(ctx, state, step):
             key = (s["ord"], param, rule, msg)
             if key in seen:
@@ -670,8 +726,18 @@ def validate_plan(engine: Engine, plan: int | str | dict[str, Any], ctx: Context
                                                                   "layer")})
     from . import miniature as mini
 
-    if not out and state["steps"] and mini.enabled(miniature):
-        for v in _miniature(ctx, state, roots):
+    unsafe = set(rules().get("no_miniature_after") or [])
+    if state["steps"] and mini.enabled(miniature) and not any(v.rule in unsafe for v in out):
+        found = _miniature(ctx, state, roots)
+        # rules that only suspect a problem (rules.yaml confirm_by_miniature) stand when the run confirms them
+        advisory = set(rules().get("confirm_by_miniature") or [])
+        if not found and any(v.rule in advisory for v in out):
+            dropped = [v for v in out if v.rule in advisory]
+            out[:] = [v for v in out if v.rule not in advisory]
+            for v in dropped:
+                if v.step in per_step:
+                    per_step[v.step] = [d for d in per_step[v.step] if d["rule"] != v.rule]
+        for v in found:
             out.append(v)
             if v.step in per_step:
                 per_step[v.step].append({k: getattr(v, k) for k in ("param", "rule", "message", "fix", "detail",
@@ -722,7 +788,8 @@ def _miniature(ctx: Context, state: dict[str, Any], roots: list[str] | None) -> 
     return []
 
 
-def validate_plans(engine: Engine, names: list[str] | None = None) -> dict[str, list[Violation]]:
+def validate_plans(engine: Engine, names: list[str] | None = None, miniature: bool | None = None,
+                   roots: list[str] | None = None) -> dict[str, list[Violation]]:
     names = names or plan_names(engine)
     ctxs: dict[str, Context] = {}
     out = {}
@@ -731,7 +798,7 @@ def validate_plans(engine: Engine, names: list[str] | None = None) -> dict[str, 
         lib = plan.get("library") or "neuralforecast"
         if lib not in ctxs:
             ctxs[lib] = Context(engine, lib)
-        out[n] = validate_plan(engine, plan, ctxs[lib])
+        out[n] = validate_plan(engine, plan, ctxs[lib], miniature=miniature, roots=roots)
     return out
 
 
@@ -739,5 +806,5 @@ def violations_frame(results: dict[str, list[Violation]]):  # noqa: ANN201
     import pandas as pd
 
     rows = [asdict(v) for vs in results.values() for v in vs]
-    cols = ["plan", "step", "method", "param", "rule", "message", "fix"]
+    cols = ["plan", "step", "method", "param", "rule", "layer", "message", "fix"]
     return pd.DataFrame(rows, columns=cols + ["detail"])[cols]
