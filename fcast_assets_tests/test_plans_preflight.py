@@ -166,3 +166,49 @@ def test_plan_reads_the_users_own_files_as_data(db, tmp_path, monkeypatch):
     p = loader._plan({"name": "own_files_out", "data": {"files": {"df": str(outside)}}, "steps": steps}, None)
     found = validator.validate_plan(engine, p, record=False)
     assert [v.rule for v in found] == ["unknown_data"] and "outside the allowed roots" in found[0].message
+
+
+def test_miniature_run_hang_and_crash_are_contained(monkeypatch):
+    """The miniature run is a forked child with a timeout: a hang is killed (timeout), a crash is an error
+    (WorkerCrashed); neither takes the validator down."""
+    import os
+    import time
+
+    from fcast_assets.plans import data as plan_data
+    from fcast_assets.plans import miniature
+
+    import neuralforecast.models  # noqa: F401 - imported before the clock starts, as the validator does
+
+    plan = {"name": "x", "library": "neuralforecast", "steps": []}
+    frames = plan_data.synthetic()
+    monkeypatch.setattr(miniature, "_execute", lambda *a: time.sleep(30))
+    t0 = time.perf_counter()
+    out = miniature.run(plan, [], frames, [], timeout=1)
+    assert out["status"] == "timeout" and time.perf_counter() - t0 < 10
+    monkeypatch.setattr(miniature, "_execute", lambda *a: os._exit(9))
+    out = miniature.run(plan, [], frames, [], timeout=10)
+    assert out["status"] == "error" and out["exception_type"] == "WorkerCrashed" and "code 9" in out["message"]
+
+
+@pytest.mark.parametrize("body, fragment", [
+    ("plans:\n  - name: ../../x\n    steps: [{model: MLP}]\n", "not a plain label"),
+    ("plans: [\n  - name: x\n", ":2:3: ParserError"),
+    ("plans:\n  - name: ok1\n    steps: [{foo: MLP}]\n", "a step needs `model:` or `method:`"),
+])
+def test_cli_refuses_a_broken_plan_file_in_one_line(db, tmp_path, monkeypatch, body, fragment):
+    from click.testing import CliRunner
+    from sqlalchemy import text
+
+    from fcast_assets.cli import main
+
+    engine, _ = db
+    monkeypatch.setenv("FCAST_DB_URL", str(engine.url))
+    f = tmp_path / "broken.yaml"
+    f.write_text(body)
+    with engine.connect() as conn:
+        before = conn.execute(text("SELECT COUNT(*) FROM run_plan")).scalar()
+    out = CliRunner().invoke(main, ["plan", "load", str(f)])
+    assert out.exit_code == 2 and fragment in out.output and "Traceback" not in out.output
+    assert len(out.output.strip().splitlines()) == 1 and str(f) in out.output
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM run_plan")).scalar() == before

@@ -118,16 +118,17 @@ def _exit_reason(status: int) -> str:
     return f"exited with code {os.WEXITSTATUS(status)}"
 
 
-def run_cell_isolated(adapter: Adapter, state: Any, cell: Cell, timeout: float) -> dict[str, Any]:
-    """Fork a child for one cell; a crash or a hang becomes an error / timeout result."""
+def fork_call(fn: Callable[[], dict[str, Any]], timeout: float) -> tuple[dict[str, Any] | None, str | None]:
+    """Run ``fn()`` in a forked child (the libraries the parent imported are inherited) and return its JSON-able
+    result: ``(result, None)``, or ``(None, reason)`` when it overran (``"timeout"``, the child is killed) or died
+    without a result (how it exited). The one place the compat runner and the plan miniature run fork."""
     r, w = os.pipe()
-    t0 = time.perf_counter()
     pid = os.fork()
     if pid == 0:  # child
         os.close(r)
         code = 0
         try:
-            _write_line(w, execute_cell(adapter, state, cell))
+            _write_line(w, fn())
         except BaseException:  # noqa: BLE001
             code = 3
         finally:
@@ -141,14 +142,25 @@ def run_cell_isolated(adapter: Adapter, state: Any, cell: Cell, timeout: float) 
         _kill(pid)
     _, status = os.waitpid(pid, 0)
     if timed_out:
+        return None, "timeout"
+    try:
+        return json.loads(data.decode().strip().splitlines()[-1]), None
+    except (IndexError, ValueError):
+        return None, _exit_reason(status)
+
+
+def run_cell_isolated(adapter: Adapter, state: Any, cell: Cell, timeout: float) -> dict[str, Any]:
+    """Fork a child for one cell; a crash or a hang becomes an error / timeout result."""
+    t0 = time.perf_counter()
+    res, reason = fork_call(lambda: execute_cell(adapter, state, cell), timeout)
+    if reason == "timeout":
         return {"status": "timeout", "exception_type": "Timeout", "message": f"no result within {timeout:.0f}s",
                 "seconds": time.perf_counter() - t0, "warnings": []}
-    try:
-        return json.loads(data.decode().strip().splitlines()[-1])
-    except (IndexError, ValueError):
+    if res is None:
         return {"status": "error", "exception_type": "WorkerCrashed",
-                "message": f"cell process {_exit_reason(status)} without a result",
+                "message": f"cell process {reason} without a result",
                 "seconds": time.perf_counter() - t0, "warnings": []}
+    return res
 
 
 def _group_process(adapter: Adapter, group: Group, fd: int, cell_timeout: float) -> None:

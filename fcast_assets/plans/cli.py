@@ -45,7 +45,10 @@ def _read(file: str) -> list:
         click.echo(f"error: {file}: {type(e).__name__}: {e}", err=True)
         sys.exit(2)
     except Exception as e:  # noqa: BLE001 - yaml / csv parser errors: one line, no traceback
-        click.echo(f"error: {file}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", err=True)
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        what = getattr(e, "problem", None) or (str(e).splitlines()[0] if str(e) else "")
+        click.echo(f"error: {file}{where}: {type(e).__name__}: {what}", err=True)
         sys.exit(2)
 
 

@@ -13,7 +13,6 @@ library warning that means a wrong result (rules.yaml ``wrong_result_warnings``)
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tempfile
@@ -158,7 +157,7 @@ def run(plan: dict[str, Any], steps: list[dict[str, Any]], frames: dict[str, Any
     """The miniature run of ``steps`` (classified by the validator) in a forked child (in-process where the
     platform has no fork). Outcome: {status: ok / error / suspect / timeout, step, exception_type, message,
     argument, breaches, seconds}."""
-    from ..compat.runner import _exit_reason, _kill, _read_all, _write_line
+    from ..compat.runner import fork_call
 
     timeout = timeout or TIMEOUT_S
     mini = miniature_frames(frames, steps, models)
@@ -170,39 +169,22 @@ def run(plan: dict[str, Any], steps: list[dict[str, Any]], frames: dict[str, Any
         work = Path(tmp)
         if not hasattr(os, "fork"):  # pragma: no cover - platforms without fork run it in-process
             return _execute(plan, steps, mini, work, roots, patterns or [])
-        r, w = os.pipe()
-        t0 = time.perf_counter()
-        pid = os.fork()
-        if pid == 0:  # child
-            os.close(r)
-            code = 0
-            try:
-                import torch
 
-                torch.set_num_threads(1)
-                _write_line(w, _execute(plan, steps, mini, work, roots, patterns or []))
-            except BaseException:  # noqa: BLE001
-                code = 3
-            finally:
-                os._exit(code)
-        os.close(w)
-        try:
-            data, timed_out = _read_all(r, timeout)
-        finally:
-            os.close(r)
-        if timed_out:
-            _kill(pid)
-        _, status = os.waitpid(pid, 0)
+        def child() -> dict[str, Any]:
+            import torch
+
+            torch.set_num_threads(1)
+            return _execute(plan, steps, mini, work, roots, patterns or [])
+
+        t0 = time.perf_counter()
+        out, reason = fork_call(child, timeout)
         seconds = time.perf_counter() - t0
-        if timed_out:
+        if reason == "timeout":
             return {"status": "timeout", "seconds": seconds,
                     "message": f"the miniature run did not finish within {timeout:.0f}s"}
-        try:
-            out = json.loads(data.decode().strip().splitlines()[-1])
-        except (IndexError, ValueError):
+        if out is None:
             return {"status": "error", "step": None, "exception_type": "WorkerCrashed",
-                    "message": f"the miniature run's process {_exit_reason(status)} without a result",
-                    "seconds": seconds}
+                    "message": f"the miniature run's process {reason} without a result", "seconds": seconds}
         out["seconds"] = seconds
         out["rows"] = {"df": int(len(mini["df"])) if mini.get("df") is not None else 0,
                        "df_full": int(len(frames["df"])) if frames.get("df") is not None else 0}
