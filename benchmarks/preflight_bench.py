@@ -75,9 +75,9 @@ def main() -> None:
                 with engine.connect() as conn:
                     real = conn.execute(text("SELECT SUM(wall_s) FROM run_resource WHERE execution_id = :e"),
                                         {"e": out["execution_id"]}).scalar()
-        text = " | ".join(v.message for v in with_mini)
+        msgs = " | ".join(v.message for v in with_mini)
         right = (not with_mini) if r["expect"] == "valid" else bool(with_mini) and (
-            r["expect"] != "stop" or r["reason"] in text)
+            r["expect"] != "stop" or r["reason"] in msgs)
         mini_s = next((v.detail.get("seconds") for v in with_mini if v.layer == "miniature"), None)
         rows.append({"name": r["name"], "class": r["class"], "expect": r["expect"], "right": right,
                      "stopped_without": bool(without), "s_with": s_with, "s_without": s_without, "real": real,

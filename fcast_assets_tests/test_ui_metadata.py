@@ -302,7 +302,7 @@ def test_fcast_plan_run_bar_on_a_terminal_only(monkeypatch, tmp_path):
 
     calls = []
 
-    def fake_run_plans(engine, names=None, enabled_only=True, work_root=None):
+    def fake_run_plans(engine, names=None, enabled_only=True, work_root=None, roots=None, miniature=None):
         calls.append(list(names))
         return [{"plan": n, "status": "success", "execution_id": i, "steps": {1: "success"}}
                 for i, n in enumerate(names, 1)]

@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from ..compat import scenario
+from ..compat.runner import _warnings_of as warning_lines
 
 TIMEOUT_S = float(os.environ.get("FCAST_MINIATURE_TIMEOUT", "120"))
 MODEL_OVERRIDES = {"max_steps": 1, "val_check_steps": 1}
@@ -142,9 +143,7 @@ def _execute(plan: dict[str, Any], steps: list[dict[str, Any]], frames: dict[str
                 return {"status": "error", "step": s["ord"], "exception_type": type(e).__name__,
                         "message": " ".join(text.split())[:600], "argument": _argument_of(s, text),
                         "seconds": time.perf_counter() - t0, "traceback": traceback.format_exc(limit=4)[-1500:]}
-        seen = [f"{w.category.__name__}: {str(w.message).strip().splitlines()[0][:200] if str(w.message).strip() else ''}"
-                for w in caught]
-        bad = wrong_result_warnings(seen, patterns)
+        bad = wrong_result_warnings(warning_lines(caught), patterns)
         if breaches or bad:
             return {"status": "suspect", "step": s["ord"], "breaches": breaches + [f"warning {w}" for w in bad],
                     "seconds": time.perf_counter() - t0}

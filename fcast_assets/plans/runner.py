@@ -28,7 +28,8 @@ from ..db.models import utcnow
 from . import data as plan_data
 from .evaluate import evaluate_forecast
 from .loader import get_plan, plan_names
-from .miniature import MODEL_OVERRIDES, exog_sensitivity, miniature_overrides
+from .miniature import (MODEL_OVERRIDES, exog_sensitivity, miniature_overrides, warning_lines,
+                        wrong_result_warnings)
 from .resources import measure
 from .safety import check_name, resolve_in
 from .validator import Context, _classify, rules, validate_plan
@@ -289,7 +290,8 @@ def run_plan(engine: Engine, plan: int | str, work_root: str | Path | None = Non
             status, summary = "skipped", {"reason": f"step {blocked} failed"}
             res = None
         else:
-            with measure() as res:
+            with measure() as res, warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
                 try:
                     summary = ex.run(s) or {}
                     status = "success"
@@ -302,6 +304,12 @@ def run_plan(engine: Engine, plan: int | str, work_root: str | Path | None = Non
                     err = {"exception_type": type(e).__name__, "message": str(e)[:4000],
                            "traceback": traceback.format_exc()}
                     summary = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
+            seen = warning_lines(caught)
+            if seen:  # what the library warned about, kept; a warning that means a wrong result is a finding
+                summary["warnings"] = seen
+                bad = wrong_result_warnings(seen, rules().get("wrong_result_warnings") or [])
+                if bad and status == "success":
+                    status, summary["breaches"] = "suspect", [f"warning {w}" for w in bad]
             if status == "failed" and s["short"] in FATAL:
                 blocked = s["ord"]
         statuses[s["ord"]] = status

@@ -386,7 +386,25 @@ def check_insample_step_covers(ctx, state, step, param, value, spec) -> CheckRes
     return []
 
 
+def check_input_fits_series(ctx, state, step, param, value, spec) -> CheckResult:  # noqa: ANN001
+    """input_size against the shortest series of the plan's data, minus the val_size of its fit (the library's
+    own bound; start_padding_enabled lifts it)."""
+    df = state["frames"].get("df")
+    if not isinstance(value, int) or isinstance(value, bool) or df is None or df.empty or \
+            step["params"].get("start_padding_enabled"):
+        return []
+    shortest = int(df.groupby("unique_id").size().min())
+    fits = [s for s in state["steps"] if s["short"] in ("fit", "cross_validation")]
+    val = max([s["params"].get("val_size") or 0 for s in fits
+               if isinstance(s["params"].get("val_size") or 0, int)] or [0])
+    if shortest - val < value:
+        return [(step, param, f"input_size={value} but the shortest series has {shortest} points"
+                              + (f" ({shortest - val} after val_size={val})" if val else ""))]
+    return []
+
+
 CHECKS: dict[str, Callable[..., CheckResult]] = {
+    "input_fits_series": check_input_fits_series,
     "capability": check_capability, "loss_pair": check_loss_pair, "insample_step_covers": check_insample_step_covers,
     "futr_df_covers_h": check_futr_df_covers_h, "columns_in_frame": check_columns_in_frame,
     "static_columns_present": check_static_columns_present, "n_series_matches": check_n_series_matches,
