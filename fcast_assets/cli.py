@@ -17,7 +17,25 @@ def _engine():
     return get_engine(config.db_url())
 
 
-@click.group()
+class _Main(click.Group):
+    """The fcast group: a SQLite database that another process is writing (SQLite has one writer at a time, and
+    Windows locks the file) ends the command with one clear line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):  # noqa: ANN201
+        from sqlalchemy.exc import OperationalError
+
+        try:
+            return super().invoke(ctx)
+        except OperationalError as e:
+            if "database is locked" not in str(e):
+                raise
+            click.echo(f"error: the metadata database ({config.db_url()}) is being written by another process; "
+                       "SQLite allows one writer at a time: wait for it to finish, or use PostgreSQL "
+                       "(FCAST_DB_URL)", err=True)
+            sys.exit(3)
+
+
+@click.group(cls=_Main)
 def main() -> None:
     """fcast: forecasting-library registry and lottery forecasting driven by SQL tables."""
 

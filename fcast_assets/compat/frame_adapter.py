@@ -31,7 +31,7 @@ def _import(qualname: str) -> Any:
 
 @lru_cache(maxsize=4)
 def load_spec(name: str) -> dict[str, Any]:
-    return yaml.safe_load(resources.files("fcast_assets.compat").joinpath(f"{name}_cells.yaml").read_text())
+    return yaml.safe_load(resources.files("fcast_assets.compat").joinpath(f"{name}_cells.yaml").read_text(encoding="utf-8"))
 
 
 class FrameAdapter:

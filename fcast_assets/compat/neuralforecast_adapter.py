@@ -45,7 +45,7 @@ _NOT_CONSTRUCTOR_CELLS = {"h", "input_size", "n_series", "loss", "valid_loss", "
 
 @lru_cache(maxsize=1)
 def _cells_file() -> dict[str, Any]:
-    return yaml.safe_load(resources.files("fcast_assets.compat").joinpath("neuralforecast_cells.yaml").read_text())
+    return yaml.safe_load(resources.files("fcast_assets.compat").joinpath("neuralforecast_cells.yaml").read_text(encoding="utf-8"))
 
 
 def catalogue() -> list[dict[str, Any]]:
@@ -526,11 +526,11 @@ class NeuralForecastAdapter:
                 return ["empty in-sample frame"]
             return [b for b in check_columns(out, model_names=names, level=call.get("level"),
                                              quantiles=call.get("quantiles")) if not b.startswith("NaN")]
-        path = os.path.join(state["tmp"], f"cell{os.getpid()}")
+        path = os.path.join(tempfile.mkdtemp(dir=state["tmp"]), "cell")  # a folder of its own per cell
         if kind == "save":
             if spec["path"] == "existing":
                 os.makedirs(path)
-                with open(os.path.join(path, "existing.txt"), "w") as f:
+                with open(os.path.join(path, "existing.txt"), "w", encoding="utf-8") as f:
                     f.write("already here")
             call = {k: decode(v, data) for k, v in spec["call"].items()}
             nf.save(path, **call)

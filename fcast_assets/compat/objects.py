@@ -23,7 +23,7 @@ class ObjectNotAllowedError(ValueError):
 
 @lru_cache(maxsize=1)
 def allowed_patterns() -> tuple[str, ...]:
-    doc = yaml.safe_load(resources.files("fcast_assets.compat").joinpath("objects.yaml").read_text())
+    doc = yaml.safe_load(resources.files("fcast_assets.compat").joinpath("objects.yaml").read_text(encoding="utf-8"))
     return tuple(doc["allowed"])
 
 

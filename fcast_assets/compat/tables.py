@@ -109,7 +109,7 @@ def write_report(engine: Engine, path: Path, library: str | None = None) -> Path
     lines += [f"- {r.name} `{r.capability_code}`: declared {r.declared}, observed {r.observed} ({r.detail})"
               for r in diffs] or [f"All {len(mism)} observed exogenous capabilities agree with the declared flags."]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
 

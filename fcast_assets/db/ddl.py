@@ -67,6 +67,6 @@ def write(sql_dir: Path = SQL_DIR) -> list[Path]:
     paths = []
     for name, content in generated().items():
         p = sql_dir / name
-        p.write_text(content)
+        p.write_text(content, encoding="utf-8")
         paths.append(p)
     return paths

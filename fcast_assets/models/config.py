@@ -15,7 +15,7 @@ SERIES_MODES = ("per_slot", "multivariate_joint", "global_univariate")
 
 @lru_cache(maxsize=1)
 def _file() -> dict[str, Any]:
-    return yaml.safe_load(resources.files("fcast_assets.models").joinpath("models.yaml").read_text())
+    return yaml.safe_load(resources.files("fcast_assets.models").joinpath("models.yaml").read_text(encoding="utf-8"))
 
 
 def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -104,7 +104,7 @@ def read_file(path: str | Path) -> list[dict[str, Any]]:
                              for _, r in part.iterrows()]}
             plans.append(_plan({k: v for k, v in raw.items() if v is not None}, str(path)))
         return plans
-    doc = yaml.safe_load(path.read_text())
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     items = doc.get("plans", []) if isinstance(doc, dict) else doc
     return [_plan(p, str(path)) for p in items]
 

@@ -2,8 +2,8 @@
 
 The plan's own steps run on a miniature of its own data — the same ids, columns, dtypes and ds spacing, each
 series cut to the tail the steps need (never below what they need, so a series that is too short stays too
-short) — with max_steps 1 (Auto: one sample, max_steps 1 in its config), in a forked child after the libraries
-are imported, with a timeout. Saves go to a temporary folder (a real folder that already holds files is mirrored
+short) — with max_steps 1 (Auto: one sample, max_steps 1 in its config), in a child process after the libraries
+are imported (forked, or a warm spawned worker where there is no fork: compat.process), with a timeout. Saves go to a temporary folder (a real folder that already holds files is mirrored
 by a marker, so "save without overwrite" fails as it would for real); loads read the real artifact.
 
 An exception stops the plan with the library's own exception type and message, the step and the argument it
@@ -150,33 +150,32 @@ def _execute(plan: dict[str, Any], steps: list[dict[str, Any]], frames: dict[str
     return {"status": "ok", "seconds": time.perf_counter() - t0}
 
 
+def _execute_in_child(plan: dict[str, Any], steps: list[dict[str, Any]], frames: dict[str, Any], work_dir: Path,
+                      roots: list[str] | None, patterns: list[str]) -> dict[str, Any]:
+    """The body of the isolated process (a forked child or a spawned worker): one torch thread, then the steps."""
+    import torch
+
+    torch.set_num_threads(1)
+    return _execute(plan, steps, frames, work_dir, roots, patterns)
+
+
 def run(plan: dict[str, Any], steps: list[dict[str, Any]], frames: dict[str, Any], models: list[dict[str, Any]],
         roots: list[str] | None = None, timeout: float | None = None,
         patterns: list[str] | None = None) -> dict[str, Any]:
-    """The miniature run of ``steps`` (classified by the validator) in a forked child (in-process where the
-    platform has no fork). Outcome: {status: ok / error / suspect / timeout, step, exception_type, message,
-    argument, breaches, seconds}."""
-    from ..compat.runner import fork_call
+    """The miniature run of ``steps`` (classified by the validator) in an isolated process: a forked child, or a
+    spawned worker where the platform has no fork (``compat.process``). Outcome: {status: ok / error / suspect /
+    timeout, step, exception_type, message, argument, breaches, seconds}."""
+    from ..compat.process import call_isolated
 
     timeout = timeout or TIMEOUT_S
     mini = miniature_frames(frames, steps, models)
     library = plan.get("library") or "neuralforecast"
-    import importlib
-
-    importlib.import_module(f"{library}.models")  # imported once in the parent, inherited by every child
     with tempfile.TemporaryDirectory(prefix="fcast-miniature-") as tmp:
         work = Path(tmp)
-        if not hasattr(os, "fork"):  # pragma: no cover - platforms without fork run it in-process
-            return _execute(plan, steps, mini, work, roots, patterns or [])
-
-        def child() -> dict[str, Any]:
-            import torch
-
-            torch.set_num_threads(1)
-            return _execute(plan, steps, mini, work, roots, patterns or [])
-
         t0 = time.perf_counter()
-        out, reason = fork_call(child, timeout)
+        # the library is imported once (fork: here, inherited by every child; spawn: once per warm worker)
+        out, reason = call_isolated(_execute_in_child, (plan, steps, mini, work, roots, patterns or []), timeout,
+                                    preload=(f"{library}.models",))
         seconds = time.perf_counter() - t0
         if reason == "timeout":
             return {"status": "timeout", "seconds": seconds,

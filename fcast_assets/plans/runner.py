@@ -109,7 +109,7 @@ class _Exec:
                 mirror = self.work_dir / "mirror" / hashlib.sha1(raw.encode()).hexdigest()[:12]
                 if os.path.isdir(real) and os.listdir(real):
                     mirror.mkdir(parents=True, exist_ok=True)
-                    (mirror / "existing.txt").write_text("mirrors a folder that already holds files")
+                    (mirror / "existing.txt").write_text("mirrors a folder that already holds files", encoding="utf-8")
                 self.mirrored[raw] = str(mirror)
             return self.mirrored[raw]
         return real  # a load of a real artifact only reads it

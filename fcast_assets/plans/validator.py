@@ -40,7 +40,7 @@ FORECASTS = {"predict", "cross_validation", "predict_insample"}
 
 @lru_cache(maxsize=1)
 def _rules_text() -> str:
-    return resources.files("fcast_assets.plans").joinpath("rules.yaml").read_text()
+    return resources.files("fcast_assets.plans").joinpath("rules.yaml").read_text(encoding="utf-8")
 
 
 @lru_cache(maxsize=1)
@@ -510,17 +510,15 @@ def _step_facts(ctx: Context, state: dict[str, Any]) -> None:
     init = next((s for s in steps if s["short"] == "__init__"), None)
     freq = (init or {}).get("params", {}).get("freq") if init else None
     producers = [s for s in steps if s["short"] in ("fit", "cross_validation")]
-    loaded = any(s["short"] == "load" for s in steps)
     model_args = [m["params"] for m in models]
     made_by, fit = "fresh", None
     for s in steps:
         s["facts"] = {}
         short = s["short"]
-        if s["kind"] == "evaluate" or (not models) or (loaded and short not in ("model", "__init__", "fit",
-                                                                                  "cross_validation")
-                                                        and made_by == "loaded"):
-            if short == "load":
-                made_by = "loaded"
+        if short == "load":  # the models now come from the artifact: what they were fitted with is its own
+            made_by, fit = "loaded", {}
+            continue
+        if s["kind"] == "evaluate" or not models:
             continue
         if s["kind"] == "model" or short == "__init__":
             first = next((p for p in producers if p["ord"] > s["ord"]), None)

@@ -31,7 +31,7 @@ class UnknownLibraryError(KeyError):
 
 @lru_cache(maxsize=1)
 def library_specs() -> dict[str, LibrarySpec]:
-    raw = yaml.safe_load(resources.files("fcast_assets.registry").joinpath("libraries.yaml").read_text())
+    raw = yaml.safe_load(resources.files("fcast_assets.registry").joinpath("libraries.yaml").read_text(encoding="utf-8"))
     return {e["name"]: LibrarySpec(**{**e, "also_import": tuple(e.get("also_import", ()))}) for e in raw["libraries"]}
 
 

@@ -124,7 +124,7 @@ class ScanResult:
 
 @lru_cache(maxsize=1)
 def capability_spec() -> dict[str, Any]:
-    return yaml.safe_load(resources.files("fcast_assets.registry").joinpath("capabilities.yaml").read_text())
+    return yaml.safe_load(resources.files("fcast_assets.registry").joinpath("capabilities.yaml").read_text(encoding="utf-8"))
 
 
 def capability_descriptions() -> dict[str, str]:
