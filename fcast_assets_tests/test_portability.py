@@ -77,3 +77,34 @@ def test_text_files_are_opened_with_an_explicit_encoding():
 
 def test_no_shell_scripts_in_the_package():
     assert not [p for p in PKG.rglob("*") if p.suffix in (".sh", ".bash")]
+
+
+def test_a_locked_sqlite_database_ends_the_command_in_one_line(tmp_path, monkeypatch):
+    """SQLite has one writer at a time (and Windows locks the file): a command that cannot write gets one clear
+    line and exit code 3, not a traceback; nothing is half-written."""
+    import sqlite3
+
+    from click.testing import CliRunner
+
+    from fcast_assets.cli import main
+    from fcast_assets.db.engine import init_db, make_engine
+
+    db = tmp_path / "forecast_meta.db"
+    init_db(make_engine(f"sqlite:///{db}"))
+    monkeypatch.setenv("FCAST_DB_URL", f"sqlite:///{db}")
+    monkeypatch.setenv("FCAST_HOME", str(tmp_path))
+    monkeypatch.setenv("FCAST_SQLITE_BUSY_MS", "300")
+    plans = tmp_path / "p.yaml"
+    plans.write_text("plans:\n  - name: p1\n    steps: [{model: MLP, params: {h: 2, input_size: 8}}]\n",
+                     encoding="utf-8")
+    other = sqlite3.connect(db)
+    other.execute("BEGIN EXCLUSIVE")  # another process is writing
+    try:
+        out = CliRunner().invoke(main, ["plan", "load", str(plans)])
+    finally:
+        other.rollback()
+        other.close()
+    assert out.exit_code == 3, out.output
+    assert "being written by another process" in out.output and "Traceback" not in out.output
+    out = CliRunner().invoke(main, ["plan", "load", str(plans)])  # once it is free, the same command works
+    assert out.exit_code == 0 and "p1" in out.output

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -42,11 +43,20 @@ SEARCH_DDL: dict[str, list[str]] = {
 }
 
 
+def _busy_ms() -> int:
+    """How long a SQLite writer waits for another one (one writer at a time; Windows locks the file):
+    ``FCAST_SQLITE_BUSY_MS``, default 30 s; then the command ends with one clear line (cli._Main)."""
+    try:
+        return max(0, int(os.environ.get("FCAST_SQLITE_BUSY_MS", "30000")))
+    except ValueError:
+        return 30000
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={_busy_ms()}")
     cur.close()
 
 
@@ -56,7 +66,7 @@ def make_engine(url: str | None = None) -> Engine:
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-        eng = create_engine(url, connect_args={"timeout": 30})
+        eng = create_engine(url, connect_args={"timeout": _busy_ms() / 1000})
         event.listen(eng, "connect", _sqlite_pragmas)
     else:
         eng = create_engine(url, pool_pre_ping=True)
