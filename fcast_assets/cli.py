@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 
 import click
@@ -17,26 +19,44 @@ def _engine():
     return get_engine(config.db_url())
 
 
+_SECRET = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+
+
+def mask(text: str) -> str:
+    """Passwords in URLs (postgresql+psycopg://user:secret@host/db) replaced by ***."""
+    return _SECRET.sub(r"\1***@", str(text))
+
+
 class _Main(click.Group):
-    """The fcast group: a SQLite database that another process is writing (SQLite has one writer at a time, and
-    Windows locks the file) ends the command with one clear line instead of a traceback."""
+    """The fcast group: every failure ends with one line (what happened, and what to do where known) and a
+    non-zero exit; ``fcast --debug ...`` (or FCAST_DEBUG=1) shows the traceback instead. Passwords in URLs are
+    never printed. A SQLite database that another process is writing (one writer at a time; Windows locks the
+    file) gets its own message and exit code 3."""
 
     def invoke(self, ctx: click.Context):  # noqa: ANN201
         from sqlalchemy.exc import OperationalError
 
         try:
             return super().invoke(ctx)
-        except OperationalError as e:
-            if "database is locked" not in str(e):
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+            raise
+        except Exception as e:  # noqa: BLE001 - one line unless --debug
+            if ctx.params.get("debug") or os.environ.get("FCAST_DEBUG") == "1":
                 raise
-            click.echo(f"error: the metadata database ({config.db_url()}) is being written by another process; "
-                       "SQLite allows one writer at a time: wait for it to finish, or use PostgreSQL "
-                       "(FCAST_DB_URL)", err=True)
-            sys.exit(3)
+            if isinstance(e, OperationalError) and "database is locked" in str(e):
+                click.echo(f"error: the metadata database ({mask(config.db_url())}) is being written by another "
+                           "process; SQLite allows one writer at a time: wait for it to finish, or use PostgreSQL "
+                           "(FCAST_DB_URL)", err=True)
+                sys.exit(3)
+            text = " ".join(str(e).split())[:500]
+            click.echo(f"error: {type(e).__name__}: {mask(text)} (run `fcast --debug ...` for the traceback)",
+                       err=True)
+            sys.exit(2 if isinstance(e, (LookupError, ValueError, TypeError)) else 1)
 
 
 @click.group(cls=_Main)
-def main() -> None:
+@click.option("--debug", is_flag=True, help="show the traceback of a failure instead of one line")
+def main(debug: bool) -> None:
     """fcast: forecasting-library registry and lottery forecasting driven by SQL tables."""
 
 
@@ -151,7 +171,7 @@ def db() -> None:
 def db_init() -> None:
     """Create every table (and the full-text index) in FCAST_DB_URL or the SQLite default."""
     _engine()
-    click.echo(f"initialised {config.db_url()}")
+    click.echo(f"initialised {mask(config.db_url())}")
 
 
 @db.command("ddl")

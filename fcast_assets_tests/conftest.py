@@ -135,3 +135,33 @@ def matrix_copy(source, folder):
     eng = make_engine(url)
     init_db(eng)
     return eng, url
+
+
+def loto6_models_env(folder, mp, hold_back: int = 0):
+    """The README's order at small scale in ``folder`` (FCAST_HOME / FCAST_LAKE / FCAST_DB_URL set through ``mp``):
+    neuralforecast scanned, the compat cells of the model choice (NHITS, TSMixerx: exogenous families, and the
+    freq / level cells whose errors on datetime ds must not block the gold plans' freq=1 on the integer draw_no),
+    the games seeded, loto6's lake and gold tables (without its last ``hold_back`` draws). Returns
+    (engine, url, spec)."""
+    from fcast_assets.compat.probe import run_matrix
+    from fcast_assets.features import gold
+    from fcast_assets.lake import games, pipeline
+
+    engine, url = scanned_db(folder)
+    mp.setenv("FCAST_HOME", str(folder))
+    mp.setenv("FCAST_LAKE", str(folder / "lake"))
+    mp.setenv("FCAST_DB_URL", url)
+    for v in ("FCAST_ENGINE", "FCAST_SCRAPER", "FCAST_CHRONOS_MODEL", "FCAST_TIMESFM_MODEL", "FCAST_ARTIFACTS"):
+        mp.delenv(v, raising=False)
+    run_matrix(engine, "neuralforecast", models=["NHITS", "TSMixerx"],
+               families=["futr_exog_list", "hist_exog_list", "stat_exog_list", "freq", "level"], workers=2,
+               cell_timeout=90)
+    games.seed_games(engine)
+    spec = games.get_game(engine, "loto6")
+    recs = list(pipeline.iter_records(spec))
+    newest = max(int(r["draw_no"]) for r in recs)
+    pipeline.ingest_bronze(engine, spec, records=[r for r in recs if int(r["draw_no"]) <= newest - hold_back])
+    pipeline.build_silver_table(engine, spec, engine_name="pandas")
+    for build in (gold.build_anomaly, gold.build_features, gold.build_static, gold.build_futr):
+        build(engine, spec)
+    return engine, url, spec

@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import insert, text
 from sqlmodel import Session, select
 
-from fcast_assets.compat.probe import run_matrix
 from fcast_assets.db.model_models import ModelRegistry, ModelVersion, ModelXai
 from fcast_assets.db.models import RegistryRelease
 from fcast_assets.defs.models import assets as MA
@@ -30,7 +29,7 @@ from fcast_assets.models.selectors import get_selector, seed_selectors
 from fcast_assets.models.xai import xai_uri
 from fcast_assets.plans import loader, validator
 
-from .conftest import scanned_db
+from .conftest import loto6_models_env
 
 SMALL = {"max_steps": 5, "n_windows": 4}
 SIX = {"numbers3": 4, "numbers4": 5, "miniloto": 6, "loto6": 7, "loto7": 8, "bingo5": 9}
@@ -42,25 +41,8 @@ def env(tmp_path_factory):
     seeded, loto6's lake and gold tables built; FCAST_HOME / FCAST_LAKE / FCAST_DB_URL point at the folder."""
     folder = tmp_path_factory.mktemp("models")
     mp = pytest.MonkeyPatch()
-    engine, url = scanned_db(folder)
-    mp.setenv("FCAST_HOME", str(folder))
-    mp.setenv("FCAST_LAKE", str(folder / "lake"))
-    mp.setenv("FCAST_DB_URL", url)
-    for v in ("FCAST_ENGINE", "FCAST_SCRAPER", "FCAST_CHRONOS_MODEL", "FCAST_TIMESFM_MODEL", "FCAST_ARTIFACTS"):
-        mp.delenv(v, raising=False)
-    # the README's order: scan, the compat matrix of the chosen classes (with the freq cells, whose
-    # `1 (ds datetime)` error must not block the gold plans' freq=1 on the integer draw_no), lake, gold, training
-    run_matrix(engine, "neuralforecast", models=["NHITS", "TSMixerx"],
-               families=["futr_exog_list", "hist_exog_list", "stat_exog_list", "freq", "level"], workers=2,
-               cell_timeout=90)
-    games.seed_games(engine)
-    spec = games.get_game(engine, "loto6")
-    recs = list(pipeline.iter_records(spec))
-    newest = max(int(r["draw_no"]) for r in recs)
-    pipeline.ingest_bronze(engine, spec, records=[r for r in recs if int(r["draw_no"]) <= newest - 3])
-    pipeline.build_silver_table(engine, spec, engine_name="pandas")  # the last 3 draws arrive later ("scrape")
-    for build in (gold.build_anomaly, gold.build_features, gold.build_static, gold.build_futr):
-        build(engine, spec)
+    # the README's order: scan, compat cells, lake, gold; the last 3 draws arrive later ("scrape")
+    engine, url, spec = loto6_models_env(folder, mp, hold_back=3)
     instance = dg.DagsterInstance.ephemeral()
     yield {"engine": engine, "url": url, "folder": folder, "spec": spec, "instance": instance}
     mp.undo()

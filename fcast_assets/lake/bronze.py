@@ -36,9 +36,14 @@ def bronze_schema(spec: GameSpec) -> pa.Schema:
     )
 
 
-def to_bronze(spec: GameSpec, records: Iterable[dict[str, Any]], ingested_at: Optional[datetime] = None
-              ) -> pd.DataFrame:
-    """Draw records -> bronze rows (one per draw_no; a later record of the same draw_no wins)."""
+def to_bronze(spec: GameSpec, records: Iterable[dict[str, Any]], ingested_at: Optional[datetime] = None,
+              issues: Optional[list[dict[str, Any]]] = None) -> pd.DataFrame:
+    """Draw records -> bronze rows, one per draw_no.
+
+    A repeated draw_no is never resolved silently: the first record is kept; an identical repeat (same raw_hash)
+    is dropped with a ``duplicate_draw_no`` warning, a repeat with different numbers or date is a
+    ``duplicate_draw_no`` error (the kept row then fails ``mark_dq``). Issues are appended to ``issues``.
+    """
     ingested_at = ingested_at or datetime.now(timezone.utc)
     rows: dict[int, dict[str, Any]] = {}
     for rec in records:
@@ -49,7 +54,11 @@ def to_bronze(spec: GameSpec, records: Iterable[dict[str, Any]], ingested_at: Op
         r["source"] = rec.get("source")
         r["raw_hash"] = raw_hash(spec, r)
         r["ingested_at"] = ingested_at
-        rows[r["draw_no"]] = r
+        first = rows.get(r["draw_no"])
+        if first is None:
+            rows[r["draw_no"]] = r
+        elif issues is not None:
+            issues.append(duplicate_issue(spec, first, r))
     df = pd.DataFrame([rows[k] for k in sorted(rows)],
                       columns=["draw_no", "draw_date", *spec.number_cols, "source", "raw_hash", "ingested_at"])
     for c in spec.number_cols:
@@ -58,6 +67,17 @@ def to_bronze(spec: GameSpec, records: Iterable[dict[str, Any]], ingested_at: Op
     df["draw_date"] = pd.to_datetime(df["draw_date"]).dt.date
     df["dq_ok"] = True
     return df
+
+
+def duplicate_issue(spec: GameSpec, kept: dict[str, Any], dup: dict[str, Any]) -> dict[str, Any]:
+    same = kept["raw_hash"] == dup["raw_hash"]
+    show = lambda r: {"draw_date": str(r["draw_date"]), "source": r.get("source"),  # noqa: E731
+                      **{c: r.get(c) for c in spec.number_cols}}
+    return {"unique_id": spec.code, "ds": kept["draw_date"], "draw_no": int(kept["draw_no"]),
+            "rule": "duplicate_draw_no", "severity": WARN if same else ERROR,
+            "detail": {"identical": same, "kept": show(kept), "duplicate": show(dup),
+                       "action": "identical repeat dropped" if same else
+                       "first row kept and marked dq_ok=false; fix the source file (one row per draw_no)"}}
 
 
 # ------------------------------------------------------------------------------------------------ rules

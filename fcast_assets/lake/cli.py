@@ -40,51 +40,128 @@ def list_cmd(all_: bool) -> None:
                                        "active"]))
 
 
+def _fail(msg: str) -> None:
+    """One clear line on stderr and a non-zero exit (no traceback)."""
+    click.echo(f"error: {msg}", err=True)
+    sys.exit(1)
+
+
 @game.command("add")
 @click.argument("code")
 @click.option("--name", default=None, help="display name (default: CODE)")
-@click.option("--n-main", type=int, required=True, help="number of main numbers per draw")
-@click.option("--n-bonus", type=int, default=0, show_default=True)
-@click.option("--min", "number_min", type=int, required=True)
-@click.option("--max", "number_max", type=int, required=True)
-@click.option("--allow-repeat/--no-repeat", default=False, show_default=True)
-@click.option("--order-matters/--sorted", default=False, show_default=True,
-              help="numbers kept in drawn order (like Numbers) or stored ascending (like Loto)")
-@click.option("--weekdays", default="", help="comma-separated mon,tue,... (documentation)")
+@click.option("--n-main", type=int, default=None, help="number of main numbers per draw (required for a new game)")
+@click.option("--n-bonus", type=int, default=None, help="number of bonus numbers per draw (new game: 0)")
+@click.option("--min", "number_min", type=int, default=None, help="smallest number (required for a new game)")
+@click.option("--max", "number_max", type=int, default=None, help="largest number (required for a new game)")
+@click.option("--allow-repeat/--no-repeat", default=None, help="new game: --no-repeat")
+@click.option("--order-matters/--sorted", default=None,
+              help="numbers kept in drawn order (like Numbers) or stored ascending (like Loto); new game: --sorted")
+@click.option("--weekdays", default=None, help="comma-separated mon,tue,... (documentation)")
 @click.option("--history", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="draw history CSV (draw_no,draw_date,n1..,b1..) copied to $FCAST_HOME/lottery/CODE.csv")
 @click.option("--source-url", default=None, help="result-file URL template with {draw_no} for the scraper")
-@click.option("--update", is_flag=True, help="update the rules of an existing game")
-def add_cmd(code: str, name: str | None, n_main: int, n_bonus: int, number_min: int, number_max: int,
-            allow_repeat: bool, order_matters: bool, weekdays: str, history: Path | None, source_url: str | None,
-            update: bool) -> None:
-    """Add a game CODE (a new `game` partition once the sensor runs)."""
-    from .games import GameSpec, get_game, seed_games, upsert_game, UnknownGameError
+@click.option("--update", is_flag=True, help="change only the given fields of an existing game")
+def add_cmd(code: str, name: str | None, n_main: int | None, n_bonus: int | None, number_min: int | None,
+            number_max: int | None, allow_repeat: bool | None, order_matters: bool | None, weekdays: str | None,
+            history: Path | None, source_url: str | None, update: bool) -> None:
+    """Add a game CODE (a new `game` partition once the sensor runs), or with --update change some of its fields."""
+    from dataclasses import replace
+
+    from .games import WEEKDAYS, GameSpec, UnknownGameError, get_game, seed_games, upsert_game
     from .sources import user_dir
 
     eng = _engine()
     seed_games(eng)
     try:
-        get_game(eng, code)
-        if not update:
-            click.echo(f"error: game {code!r} exists (use --update to change its rules)", err=True)
-            sys.exit(1)
+        old: GameSpec | None = get_game(eng, code)
     except UnknownGameError:
-        pass
-    spec = GameSpec(code=code, name=name or code, n_main=n_main, n_bonus=n_bonus, number_min=number_min,
-                    number_max=number_max, allow_repeat=allow_repeat, order_matters=order_matters,
-                    draw_weekdays=tuple(w.strip().lower() for w in weekdays.split(",") if w.strip()),
-                    rules={"main_sorted": not order_matters and not allow_repeat})
+        old = None
+    if old is not None and not update:
+        _fail(f"game {code!r} exists; add --update to change only the fields you give")
+    if old is None and update:
+        _fail(f"game {code!r} does not exist; drop --update to add it (with --n-main, --min and --max)")
+    days = None
+    if weekdays is not None:
+        days = tuple(w.strip().lower() for w in weekdays.split(",") if w.strip())
+        bad = [d for d in days if d not in WEEKDAYS]
+        if bad:
+            _fail(f"--weekdays {weekdays!r}: unknown day(s) {bad}; use a comma-separated list of {','.join(WEEKDAYS)}")
+    if source_url is not None and "{draw_no" not in source_url:
+        _fail(f"--source-url {source_url!r} has no {{draw_no}} field (e.g. .../A102{{draw_no:04d}}.CSV)")
+    if old is None:
+        missing = [o for o, v in (("--n-main", n_main), ("--min", number_min), ("--max", number_max)) if v is None]
+        if missing:
+            _fail(f"new game {code!r} needs {', '.join(missing)}")
+        ar, om = bool(allow_repeat), bool(order_matters)
+        spec = GameSpec(code=code, name=name or code, n_main=n_main, n_bonus=n_bonus or 0,  # type: ignore[arg-type]
+                        number_min=number_min, number_max=number_max,  # type: ignore[arg-type]
+                        allow_repeat=ar, order_matters=om, draw_weekdays=days or (),
+                        rules={"main_sorted": not om and not ar})
+    else:
+        given = {k: v for k, v in dict(name=name, n_main=n_main, n_bonus=n_bonus, number_min=number_min,
+                                       number_max=number_max, allow_repeat=allow_repeat,
+                                       order_matters=order_matters, draw_weekdays=days).items() if v is not None}
+        rules = dict(old.rules)
+        if allow_repeat is not None or order_matters is not None:
+            ar = old.allow_repeat if allow_repeat is None else allow_repeat
+            om = old.order_matters if order_matters is None else order_matters
+            rules["main_sorted"] = not om and not ar
+        ranges = rules.get("slot_ranges")
+        if ranges and (len(ranges) != given.get("n_main", old.n_main)
+                       or any(k in given for k in ("number_min", "number_max"))):
+            rules.pop("slot_ranges")  # per-slot ranges of the old layout no longer apply
+            click.echo(f"note: the per-slot ranges of {code} were dropped (the game's numbers changed)")
+        spec = replace(old, rules=rules, **given)
     try:
         gid = upsert_game(eng, spec, source={"url": source_url, "format": "mizuho_csv"} if source_url else None)
     except ValueError as e:
-        raise click.UsageError(str(e)) from e
+        _fail(f"game {code!r}: {e}")
     if history is not None:
         dest = user_dir() / f"{code}.csv"
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(history, dest)
         click.echo(f"history copied to {dest}")
     click.echo(f"game {code} saved (game_id {gid}); the game_partitions sensor adds its partition")
+
+
+@game.command("ingest")
+@click.argument("code")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def ingest_cmd(code: str, files: tuple[Path, ...]) -> None:
+    """Ingest official result files of game CODE downloaded in a browser (when the site refuses the scraper).
+
+    Same parser and checks as the scraper: each file is parsed, the draws are merged into bronze with the
+    game's history and checked by its rules (issues in dataset_dq_issue). Nothing is written if a file is bad.
+    """
+    from .games import UnknownGameError, get_game, seed_games
+    from .pipeline import ingest_bronze
+    from .sources import FileSource, ParseError, parse_result_bytes
+
+    eng = _engine()
+    seed_games(eng)
+    try:
+        spec = get_game(eng, code)
+    except UnknownGameError:
+        _fail(f"unknown game {code!r}; see `fcast game list --all`")
+    records = []
+    for f in files:
+        try:
+            records.append(parse_result_bytes(f.read_bytes(), spec, source=f"manual:{f.name}"))
+        except (ParseError, ValueError) as e:
+            _fail(f"{f}: not a {code} result file ({e}); nothing ingested; download the draw's CSV again")
+    try:
+        history = FileSource().read(spec)
+    except FileNotFoundError:
+        history = []
+    res = ingest_bronze(eng, spec, records=[*history, *records])
+    dup = [i for i in res["issues"] if i["rule"] == "duplicate_draw_no" and i["severity"] == "error"]
+    click.echo(f"{code}: {len(records)} file(s), {res['inserted']} new draw(s), {res['changed']} disagreeing with "
+               f"bronze, {res['errors']} rule error(s), {res['warnings']} warning(s); bronze has "
+               f"{res['row_count']} draws (dataset_version {res['dataset_version_id']})")
+    if dup:
+        _fail(f"{code}: draw(s) {sorted({i['draw_no'] for i in dup})} given twice with different numbers; "
+              "kept the first, marked dq_ok=false; ingest one file per draw")
 
 
 def _set_active(code: str, active: bool) -> None:

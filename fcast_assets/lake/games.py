@@ -19,6 +19,17 @@ from fcast_assets.db.models import utcnow
 
 GAMES_FILE = Path(__file__).with_name("games.yaml")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+INT32_MIN, INT32_MAX = -(2 ** 31), 2 ** 31 - 1  # bronze stores numbers as int32
+MAX_NUMBERS = 50  # n_main / n_bonus above this are a typo, not a lottery
+
+# Result-file URLs seeded by earlier versions of games.yaml with wrong file codes (A103/A104/A105 for
+# miniloto/loto7/bingo5): seed_games replaces them in existing databases with the games.yaml URL.
+_BASE = "https://www.mizuhobank.co.jp/retail/takarakuji/"
+STALE_SOURCE_URLS = {
+    "miniloto": _BASE + "loto/miniloto/csv/A103{draw_no:04d}.CSV",
+    "loto7": _BASE + "loto/loto7/csv/A104{draw_no:04d}.CSV",
+    "bingo5": _BASE + "loto/bingo5/csv/A105{draw_no:04d}.CSV",
+}
 
 
 class UnknownGameError(KeyError):
@@ -95,10 +106,17 @@ def default_games() -> list[dict[str, Any]]:
 def validate_spec(spec: GameSpec) -> None:
     if not spec.code or not spec.code.replace("_", "").isalnum() or spec.code != spec.code.lower():
         raise ValueError(f"game code must be lower-case alphanumeric/underscore: {spec.code!r}")
-    if spec.n_main < 1 or spec.n_bonus < 0:
-        raise ValueError("n_main must be >= 1 and n_bonus >= 0")
+    if not 1 <= spec.n_main <= MAX_NUMBERS or not 0 <= spec.n_bonus <= MAX_NUMBERS:
+        raise ValueError(f"n_main must be 1..{MAX_NUMBERS} and n_bonus 0..{MAX_NUMBERS} "
+                         f"(got {spec.n_main} and {spec.n_bonus})")
+    for label, v in (("number_min", spec.number_min), ("number_max", spec.number_max)):
+        if not INT32_MIN <= v <= INT32_MAX:
+            raise ValueError(f"{label} {v} is outside the 32-bit integer range the lake stores")
     if spec.number_min > spec.number_max:
-        raise ValueError("number_min must be <= number_max")
+        raise ValueError(f"number_min ({spec.number_min}) must be <= number_max ({spec.number_max})")
+    for i, r in enumerate(spec.rules.get("slot_ranges") or [], start=1):
+        if len(r) != 2 or not INT32_MIN <= int(r[0]) <= int(r[1]) <= INT32_MAX:
+            raise ValueError(f"slot_ranges entry {i} {r} must be [min, max] within 32-bit integers")
     if not spec.allow_repeat and spec.number_max - spec.number_min + 1 < spec.n_main + spec.n_bonus:
         raise ValueError("range too small for distinct numbers")
     bad = [d for d in spec.draw_weekdays if d not in WEEKDAYS]
@@ -155,12 +173,39 @@ def seed_games(engine: Engine, games: Iterable[dict[str, Any]] | None = None) ->
     added = []
     with Session(engine) as s:
         existing = set(s.exec(select(DatasetGame.code)).all())
-    for d in games if games is not None else default_games():
+    games = list(games if games is not None else default_games())
+    repair_stale_sources(engine, games)
+    for d in games:
         if d["code"] in existing:
             continue
         upsert_game(engine, GameSpec.from_dict(d), source=d.get("source"), overwrite=False)
         added.append(d["code"])
     return added
+
+
+def repair_stale_sources(engine: Engine, games: Iterable[dict[str, Any]]) -> list[str]:
+    """Point sources still holding a known-wrong seeded URL (:data:`STALE_SOURCE_URLS`) at the games.yaml URL."""
+    fixed = []
+    with Session(engine) as s:
+        for d in games:
+            stale, new = STALE_SOURCE_URLS.get(d["code"]), (d.get("source") or {}).get("url")
+            if not stale or not new or new == stale:
+                continue
+            g = s.exec(select(DatasetGame).where(DatasetGame.code == d["code"])).first()
+            if g is None:
+                continue
+            has_new = s.exec(select(DatasetSource).where(DatasetSource.game_id == g.game_id,
+                                                         DatasetSource.url == new)).first() is not None
+            for src in s.exec(select(DatasetSource).where(DatasetSource.game_id == g.game_id,
+                                                          DatasetSource.url == stale)).all():
+                if has_new:
+                    s.delete(src)  # (game_id, url) is unique: the right row exists already
+                else:
+                    src.url = new
+                    s.add(src)
+                fixed.append(d["code"])
+        s.commit()
+    return fixed
 
 
 def list_games(engine: Engine, active_only: bool = False) -> list[GameSpec]:

@@ -58,7 +58,8 @@ def ingest_bronze(engine: Engine, spec: GameSpec, root: Optional[str] = None,
     known_max = int(existing["draw_no"].max()) if len(existing) else None
     if records is None:
         records = iter_records(spec, file_source=file_source, scraper=scraper, known_max_draw_no=known_max)
-    incoming = B.to_bronze(spec, records)
+    dup_issues: list[dict[str, Any]] = []
+    incoming = B.to_bronze(spec, records, issues=dup_issues)
     if scraper is not None:
         mark_source_checked(engine, spec, scraper.url_template)
     sources = sorted(incoming["source"].dropna().unique().tolist())
@@ -66,10 +67,10 @@ def ingest_bronze(engine: Engine, spec: GameSpec, root: Optional[str] = None,
     keep = existing[~existing["draw_no"].isin(incoming["draw_no"])] if len(existing) else existing
     preview = pd.concat([keep[incoming.columns], incoming], ignore_index=True) if len(keep) else incoming
     preview = preview.sort_values("draw_no").reset_index(drop=True)
-    incoming = B.mark_dq(incoming, B.check_rules(spec, preview))
+    incoming = B.mark_dq(incoming, B.check_rules(spec, preview) + dup_issues)
     res = B.ingest(spec, incoming, uri, overwrite_changed=overwrite_changed)
     final = B.read_bronze(uri)
-    issues = B.check_rules(spec, final) + B.disagreement_issues(spec, res["changed"], uri)
+    issues = B.check_rules(spec, final) + B.disagreement_issues(spec, res["changed"], uri) + dup_issues
     if any(str(x).startswith("embedded") for x in final["source"].dropna().unique()):
         issues += recorded_disagreements(spec.code, set(final["draw_no"].astype(int)))
     vid = V.record_version(

@@ -37,6 +37,34 @@ class ParseError(ValueError):
     pass
 
 
+class SourceError(RuntimeError):
+    """The official site could not be read; one line that says what happened and what to do instead."""
+
+    def __init__(self, url: str, what: str, code: Optional[str] = None):
+        self.url, self.what, self.code = url, what, code
+        super().__init__(self._line())
+
+    def _line(self) -> str:
+        code = self.code or "CODE"
+        return (f"{self.what} (GET {self.url}); nothing changed in the lake; download the result file(s) in a "
+                f"browser and run `fcast game ingest {code} FILE...`")
+
+
+class SourceRefusedError(SourceError):
+    """HTTP 401/403: the site (its CDN) refuses non-browser clients. Not a bug of ours, not retried."""
+
+
+class SourceUnavailableError(SourceError):
+    """Network errors / 429 / 5xx that outlived the retries."""
+
+
+def with_game(err: SourceError, code: str) -> SourceError:
+    """The same error with the game code filled into the manual-ingest hint."""
+    err.code = code
+    err.args = (err._line(),)
+    return err
+
+
 # ------------------------------------------------------------------------------------------------ decoding
 def decode_bytes(data: bytes, declared: Optional[str] = None) -> str:
     """Decode a result file: UTF-8 (with or without BOM) first, then the declared charset, then cp932 / Shift-JIS."""
@@ -184,6 +212,15 @@ def parse_history_csv(text: str, spec: GameSpec, source: str = EMBEDDED_SOURCE) 
     return out
 
 
+def parse_result_bytes(body: bytes, spec: GameSpec, source: str = SCRAPER_SOURCE) -> dict[str, Any]:
+    """One official result file (CSV, or the result-table HTML) as bytes -> a draw record: the scraper's parser,
+    also used by ``fcast game ingest`` for files downloaded in a browser."""
+    text = decode_bytes(body)
+    if "<table" in text.lower():
+        return parse_result_html(text, spec, source=source)
+    return parse_result_csv(text, spec, source=source)
+
+
 # ------------------------------------------------------------------------------------------------ file source
 def embedded_dir() -> Path:
     return Path(str(resources.files("fcast_assets") / "data" / "lottery"))
@@ -278,21 +315,30 @@ class Scraper:
                     return None
                 if r.status_code == 200:
                     return r.content
+                if r.status_code in (401, 403):
+                    raise SourceRefusedError(url, f"the site refused the client (HTTP {r.status_code}; its CDN "
+                                                  "blocks non-browser clients)")
                 if r.status_code not in (429, 500, 502, 503, 504):
-                    raise RuntimeError(f"GET {url}: HTTP {r.status_code}")
+                    raise SourceUnavailableError(url, f"unexpected answer HTTP {r.status_code} from the site")
                 last_exc = RuntimeError(f"GET {url}: HTTP {r.status_code}")
             self.sleep(self.backoff_s * (2 ** attempt))
-        raise RuntimeError(f"GET {url} failed after {self.retries + 1} attempts") from last_exc
+        why = f"{type(last_exc).__name__}: {last_exc}" if last_exc is not None else "no answer"
+        why = " ".join(why.split())[:200]
+        raise SourceUnavailableError(url, f"the site could not be read: failed after {self.retries + 1} attempts "
+                                          f"({why})") from last_exc
 
     def fetch_draw(self, spec: GameSpec, draw_no: int) -> Optional[dict[str, Any]]:
         url = self.url_template.format(draw_no=draw_no)
-        body = self.get(url)
+        try:
+            body = self.get(url)
+        except SourceError as e:
+            raise with_game(e, spec.code) from e.__cause__
         if body is None:
             return None
-        text = decode_bytes(body)
-        if "<table" in text.lower():
-            return parse_result_html(text, spec, source=SCRAPER_SOURCE)
-        return parse_result_csv(text, spec, source=SCRAPER_SOURCE)
+        rec = parse_result_bytes(body, spec, source=SCRAPER_SOURCE)
+        if rec["draw_no"] != draw_no:
+            raise ParseError(f"{url}: the file holds draw {rec['draw_no']}, not draw {draw_no}")
+        return rec
 
     def fetch_new(self, spec: GameSpec, after_draw_no: int, max_draws: int = 20) -> list[dict[str, Any]]:
         """Draws ``after_draw_no+1, …`` until the first unpublished one (404) or ``max_draws``."""

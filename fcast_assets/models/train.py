@@ -13,6 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import pandas as pd
@@ -24,7 +29,7 @@ from ..compat.registry_view import latest_release
 from ..db.feature_models import FeatureMaterialization
 from ..db.model_models import ModelRegistry, ModelVersion
 from ..db.models import utcnow
-from ..db.run_models import RunPlan, RunResource
+from ..db.run_models import RunArtifact, RunPlan, RunResource
 from ..lake import games as G
 from ..lake import versions as V
 from ..plans import loader, runner
@@ -54,8 +59,59 @@ class TrainingError(RuntimeError):
     pass
 
 
+class TrainingPlanInvalidError(runner.PlanNotValidError, TrainingError):
+    """The training plan failed validation: the message names each violation's message and fix (for a save path
+    that exists, the folder and what to do), not only the rule."""
+
+    def __init__(self, what: str, plan: str, violations: list[Any]):
+        super().__init__(plan, violations)
+        self.args = (f"{what}: plan {plan!r} failed validation: " + "; ".join(
+            f"step {v.step} {v.param}: {v.rule}: {v.message}" + (f" (fix: {v.fix})" if v.fix else "")
+            for v in violations),)
+
+
 def artifact_path(game: str, selector: str, version: int) -> str:
     return str(config.artifact_root() / "models" / game / selector / f"v{version}")
+
+
+PARTIAL = re.compile(r"^v\d+\.partial-(\d+)-[0-9a-f]+$")
+
+
+def partial_path(final: str) -> str:
+    """The temporary sibling a training plan saves into (``v<n>.partial-<pid>-<token>``); renamed to ``v<n>``
+    only when the plan succeeded, so a killed run never leaves a ``v<n>`` that blocks the next one."""
+    return f"{final}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _process_alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def clear_leftovers(engine: Engine, final: str) -> list[str]:
+    """Before saving to ``final`` (``.../v<n>``): remove the partial siblings left by dead processes, and move a
+    ``v<n>`` folder that no model_version row points at (a run killed between its rename and its commit, or a
+    crash before partial saves existed) aside to ``v<n>.orphan-<token>``. Returns what was touched."""
+    folder, touched = Path(final).parent, []
+    if folder.is_dir():
+        for p in folder.iterdir():
+            m = PARTIAL.match(p.name)
+            if m and p.is_dir() and not _process_alive(int(m.group(1))):
+                shutil.rmtree(p, ignore_errors=True)
+                touched.append(str(p))
+    if os.path.exists(final):
+        with Session(engine) as s:
+            known = s.exec(select(ModelVersion.version_id).where(ModelVersion.artifact_uri == final)).first()
+        if known is None:
+            aside = f"{final}.orphan-{uuid.uuid4().hex[:8]}"
+            os.replace(final, aside)
+            log.warning("moved %s (no model_version row points at it: left by a killed run) to %s", final, aside)
+            touched.append(aside)
+    return touched
 
 
 def exog_of(row: ModelRegistry) -> dict[str, list[str]]:
@@ -229,13 +285,25 @@ def retrain(engine: Engine, model_id: int, reason: str = "manual", work_root: Op
     data = check_features(engine, row, sel)
     version = int(row.version or 0) + 1
     artifact = artifact_path(sel.game, sel.name, version)
+    clear_leftovers(engine, artifact)
+    partial = partial_path(artifact)  # the save step writes here; renamed to `artifact` on success only
     name = f"train.{sel.key}.v{version}"
-    plan = training_plan(name, f"gold:{sel.game}:{sel.name}", row, artifact)
+    plan = training_plan(name, f"gold:{sel.game}:{sel.name}", row, partial)
     _store(engine, plan, row.model_id, sel.selector_id)  # type: ignore[arg-type]
-    res = runner.run_plan(engine, name, work_root=work_root, progress=progress)
+    try:
+        try:
+            res = runner.run_plan(engine, name, work_root=work_root, progress=progress)
+        except runner.PlanNotValidError as e:
+            raise TrainingPlanInvalidError(f"training {sel.key} v{version}", name, e.violations) from e
+        if res["status"] == "success":
+            os.replace(partial, artifact)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)  # a failed (or interrupted) run leaves no partial folder
     eid = res["execution_id"]
     with engine.begin() as conn:
         conn.execute(update(RunResource).where(RunResource.execution_id == eid).values(model_id=row.model_id))
+        conn.execute(update(RunArtifact).where(RunArtifact.execution_id == eid, RunArtifact.uri == partial)
+                     .values(uri=artifact))
     if res["status"] != "success":
         with engine.begin() as conn:
             conn.execute(update(ModelRegistry).where(ModelRegistry.model_id == row.model_id)

@@ -66,6 +66,24 @@ def plan_load(file: str) -> None:
     click.echo(f"loaded {len(ids)} plan(s) from {file}: " + ", ".join(p["name"] for p in plans))
 
 
+@plan.command("delete")
+@click.argument("names", nargs=-1, required=True)
+def plan_delete(names: tuple[str, ...]) -> None:
+    """Delete stored plans NAMES (steps, validations, executions); plans that trained a model version stay."""
+    from .loader import delete_plan
+
+    engine, failed = _engine(), False
+    for n in names:
+        try:
+            delete_plan(engine, n)
+            click.echo(f"deleted plan {n}")
+        except (LookupError, ValueError) as e:
+            click.echo(f"error: {e.args[0]}", err=True)
+            failed = True
+    if failed:
+        sys.exit(1)
+
+
 @plan.command("list")
 def plan_list() -> None:
     """Plans with their steps, last validation and last execution."""

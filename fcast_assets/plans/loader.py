@@ -170,6 +170,24 @@ def load_file(engine: Engine, path: str | Path) -> list[int]:
     return store_plans(engine, read_file(path))
 
 
+def delete_plan(engine: Engine, name: str) -> int:
+    """Delete a stored plan with its steps, validations and executions (their rows); a plan that trained a model
+    version stays (its rows are that version's record): the error says so. Returns the plan_id."""
+    from ..db.model_models import ModelVersion
+
+    with engine.begin() as conn:
+        pid = conn.execute(select(rm.RunPlan.plan_id).where(rm.RunPlan.name == name)).scalar()
+        if pid is None:
+            raise LookupError(f"no plan {name!r} (`fcast plan list` shows the stored plans)")
+        used = conn.execute(select(ModelVersion.model_id).where(ModelVersion.plan_id == pid).limit(1)).scalar()
+        if used is not None:
+            raise ValueError(f"plan {name!r} trained a version of model {used}: it is that version's record "
+                             "and stays; retrain the model instead")
+        _delete_plan_rows(conn, pid)
+        conn.execute(delete(rm.RunPlan).where(rm.RunPlan.plan_id == pid))
+    return pid
+
+
 def get_plan(engine: Engine, plan: int | str) -> dict[str, Any]:
     col = rm.RunPlan.plan_id if isinstance(plan, int) else rm.RunPlan.name
     with engine.connect() as conn:

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import logging
 import math
 import os
+import socket
 import traceback
 import warnings
 from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Engine, insert, select, update
 
 from .. import config
 from ..compat.neuralforecast_adapter import QUIET_TRAINER, decode
@@ -32,7 +34,7 @@ from .miniature import (MODEL_OVERRIDES, exog_sensitivity, miniature_overrides, 
                         wrong_result_warnings)
 from .resources import measure
 from .safety import check_name, resolve_in
-from .validator import Context, _classify, rules, validate_plan
+from .validator import PLAN_LIBRARIES, Context, _classify, rules, validate_plan
 
 log = logging.getLogger(__name__)
 FATAL = {"model", "__init__", "fit", "load"}  # later steps need what these produce
@@ -42,7 +44,7 @@ SPLIT = {"predict": "test", "cross_validation": "cv", "predict_insample": "insam
 class PlanNotValidError(RuntimeError):
     def __init__(self, plan: str, violations: list[Any]):
         super().__init__(f"plan {plan!r} failed validation: " + "; ".join(
-            f"step {v.step} {v.param}: {v.rule}" for v in violations))
+            f"step {v.step} {v.param or ''}: {v.rule} ({v.layer}): {v.message}" for v in violations))
         self.violations = violations
 
 
@@ -261,18 +263,24 @@ def run_plan(engine: Engine, plan: int | str, work_root: str | Path | None = Non
              roots: list[str] | None = None, miniature: bool | None = None) -> dict[str, Any]:
     """Validate, then execute one plan. Raises PlanNotValidError (nothing executed) when validation fails.
     ``progress(done, total, current step)`` is called before each step and once at the end (optional)."""
+    reap_dead_executions(engine)
     p = get_plan(engine, plan)
-    ctx = ctx or Context(engine, p.get("library") or "neuralforecast")
+    lib = p.get("library") or "neuralforecast"
+    ctx = ctx or (Context(engine, lib) if lib in PLAN_LIBRARIES else None)  # None: validation reports the plan
     violations = validate_plan(engine, p, ctx, miniature=miniature, roots=roots)
     if violations:
         raise PlanNotValidError(p["name"], violations)
     _quiet()
     importlib.import_module(f"{p.get('library') or 'neuralforecast'}.models")  # import time is not step time
-    with engine.begin() as conn:
+    runs = Path(work_root or config.data_home() / "runs") / check_name(p["name"])
+    with engine.begin() as conn:  # the row becomes visible with its work folder and execution.json (pid, host)
         eid = conn.execute(insert(rm.RunExecution).values(plan_id=p["plan_id"], release_id=ctx.release_id,
                                                           status="running")).inserted_primary_key[0]
-    work_dir = Path(work_root or config.data_home() / "runs") / check_name(p["name"]) / f"exec{eid}"
-    work_dir.mkdir(parents=True, exist_ok=True)
+        work_dir = runs / f"exec{eid}"
+        work_dir.mkdir(parents=True, exist_ok=True)
+        _write_owner(work_dir, eid)
+        conn.execute(update(rm.RunExecution).where(rm.RunExecution.execution_id == eid)
+                     .values(work_dir=str(work_dir)))
     ex = _Exec(engine, p, ctx, work_dir, roots=roots)
     steps = [dict(s, params=dict(s.get("params") or {})) for s in p["steps"]]
     for s in steps:
@@ -337,9 +345,84 @@ def run_plan(engine: Engine, plan: int | str, work_root: str | Path | None = Non
     return {"plan": p["name"], "execution_id": eid, "status": final, "steps": statuses, "work_dir": str(work_dir)}
 
 
-def _jsonable(v: Any) -> Any:
-    import json
+EXECUTION_FILE = "execution.json"
 
+
+def _write_owner(work_dir: Path, eid: int) -> None:
+    """execution.json in the work folder: which process (pid, its create_time, host) runs the execution."""
+    import psutil
+
+    me = psutil.Process()
+    info = {"execution_id": int(eid), "pid": me.pid, "create_time": me.create_time(), "host": socket.gethostname()}
+    tmp = work_dir / f"{EXECUTION_FILE}.tmp"
+    tmp.write_text(json.dumps(info), encoding="utf-8")
+    os.replace(tmp, work_dir / EXECUTION_FILE)
+
+
+def process_gone(info: dict[str, Any]) -> bool:
+    """True when the process recorded in ``info`` (execution.json) ran on this host and no longer exists (or its
+    pid now belongs to another process, or it is a zombie); False when alive or not judgeable (another host)."""
+    import psutil
+
+    if info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
+        return False
+    pid = info["pid"]
+    if not psutil.pid_exists(pid):
+        return True
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return True
+        created = info.get("create_time")
+        return created is not None and abs(proc.create_time() - float(created)) > 1.0
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:  # pragma: no cover - access denied: it exists
+        return False
+
+
+def reap_dead_executions(engine: Engine) -> list[dict[str, Any]]:
+    """Mark ``failed`` every ``running`` execution whose process (execution.json in its work folder) is gone from
+    this host: a run_error row on the step it died in ("process <pid> is gone") and ``failed_reason`` in
+    execution.json. Executions of other hosts, or without execution.json, are left as they are."""
+    with engine.connect() as conn:
+        running = conn.execute(select(rm.RunExecution.execution_id, rm.RunExecution.plan_id,
+                                      rm.RunExecution.work_dir).where(rm.RunExecution.status == "running")).all()
+    out = []
+    for r in running:
+        f = Path(r.work_dir) / EXECUTION_FILE if r.work_dir else None
+        try:
+            info = json.loads(f.read_text(encoding="utf-8")) if f is not None and f.is_file() else None
+        except (OSError, ValueError):
+            info = None
+        if not info or not process_gone(info):
+            continue
+        reason = (f"process {info['pid']} is gone (host {info['host']}): the execution was killed or crashed "
+                  "before it ended; marked failed by the next run")
+        with engine.begin() as conn:
+            n = conn.execute(update(rm.RunExecution).where(rm.RunExecution.execution_id == r.execution_id,
+                                                           rm.RunExecution.status == "running")
+                             .values(status="failed", ended_at=utcnow())).rowcount
+            if not n:
+                continue
+            done = set(conn.execute(select(rm.RunResult.step_id)
+                                    .where(rm.RunResult.execution_id == r.execution_id)).scalars())
+            steps = list(conn.execute(select(rm.RunStep.step_id).where(rm.RunStep.plan_id == r.plan_id)
+                                      .order_by(rm.RunStep.ord)).scalars())
+            step = next((sid for sid in steps if sid not in done), steps[-1] if steps else None)
+            if step is not None:
+                conn.execute(insert(rm.RunError).values(step_id=step, execution_id=r.execution_id,
+                                                        exception_type="ProcessGone", message=reason))
+        try:
+            f.write_text(json.dumps({**info, "failed_reason": reason}), encoding="utf-8")  # type: ignore[union-attr]
+        except OSError:  # pragma: no cover
+            pass
+        log.warning("execution %s: %s", r.execution_id, reason)
+        out.append({"execution_id": r.execution_id, "pid": info["pid"], "reason": reason})
+    return out
+
+
+def _jsonable(v: Any) -> Any:
     return json.loads(json.dumps(v, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
 
@@ -353,10 +436,13 @@ def run_plans(engine: Engine, names: list[str] | None = None, enabled_only: bool
     for n in names:
         p = get_plan(engine, n)
         lib = p.get("library") or "neuralforecast"
-        ctx = ctxs.setdefault(lib, Context(engine, lib))
+        if lib in PLAN_LIBRARIES and lib not in ctxs:
+            ctxs[lib] = Context(engine, lib)
+        ctx = ctxs.get(lib)  # a plan of another library is reported by its validation (bad_plan), not fatal
         try:
             out.append(run_plan(engine, n, work_root=work_root, ctx=ctx, roots=roots, miniature=miniature))
         except PlanNotValidError as e:
             out.append({"plan": n, "execution_id": None, "status": "invalid",
-                        "violations": [f"step {v.step} {v.param}: {v.rule}" for v in e.violations]})
+                        "violations": [f"step {v.step} {v.param or ''}: {v.rule}: {v.message}"
+                                       for v in e.violations]})
     return out

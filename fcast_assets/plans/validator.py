@@ -351,7 +351,9 @@ def check_save_path_free(ctx, state, step, param, value, spec) -> CheckResult:  
     if earlier:
         return [(step, param, f"path {value!r} was already written by {earlier[0]['label']}")]
     if os.path.isabs(value) and os.path.exists(value) and (not os.path.isdir(value) or os.listdir(value)):
-        return [(step, param, f"path {value!r} exists")]
+        return [(step, param, f"path {value!r} exists and is not empty: a save there would overwrite it (save to a "
+                              "new folder, or set overwrite: true on this step; a model version folder left by a "
+                              "killed training is moved aside by the next `fcast model retrain`)")]
     return []
 
 
@@ -715,6 +717,11 @@ def validate_plan(engine: Engine, plan: int | str | dict[str, Any], ctx: Context
                   roots: list[str] | None = None) -> list[Violation]:
     """Check every step of a plan; write run_validation (one row per step, replacing earlier ones)."""
     plan = plan if isinstance(plan, dict) else get_plan(engine, plan)
+    shape = plan_shape_problems(plan)
+    if shape:
+        return _record_plan_level(engine, plan, [Violation(str(plan.get("name")), -1, "plan", field, "bad_plan", msg,
+                                                           "fix the stored row or `fcast plan delete` it")
+                                                 for field, msg in shape], record)
     ctx = ctx or Context(engine, plan.get("library") or "neuralforecast")
     out: list[Violation] = []
     from .safety import name_problem
@@ -804,17 +811,48 @@ def _miniature(ctx: Context, state: dict[str, Any], roots: list[str] | None) -> 
     return []
 
 
+PLAN_LIBRARIES = ("neuralforecast",)
+
+
+def plan_shape_problems(plan: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field, message) for a stored plan whose rows are not a plan at all (written by hand or by an older fcast):
+    a library plans cannot run, a step without a callable name, params that are not a mapping."""
+    out = []
+    lib = plan.get("library") or "neuralforecast"
+    if lib not in PLAN_LIBRARIES:
+        out.append(("library", f"library {lib!r} is not one plans can run (known: {', '.join(PLAN_LIBRARIES)})"))
+    for i, s in enumerate(plan.get("steps") or []):
+        if not isinstance(s.get("method"), str) or not s.get("method"):
+            out.append(("method", f"step {i} has no callable name"))
+        if s.get("params") is not None and not isinstance(s.get("params"), dict):
+            out.append(("params", f"step {i}: params must be a mapping of argument names, not {s.get('params')!r}"))
+    return out
+
+
+def _record_plan_level(engine: Engine, plan: dict[str, Any], out: list[Violation], record: bool) -> list[Violation]:
+    if record and "plan_id" in plan:
+        with engine.begin() as conn:
+            conn.execute(delete(rm.RunValidation).where(rm.RunValidation.plan_id == plan["plan_id"]))
+            rows = [{"step_id": s["step_id"], "plan_id": plan["plan_id"], "ok": False,
+                     "violations": [{k: getattr(v, k) for k in ("param", "rule", "message", "fix", "layer")}
+                                    for v in out]} for s in plan.get("steps") or [] if "step_id" in s]
+            if rows:
+                conn.execute(insert(rm.RunValidation.__table__), rows)  # type: ignore[attr-defined]
+    return out
+
+
 def validate_plans(engine: Engine, names: list[str] | None = None, miniature: bool | None = None,
                    roots: list[str] | None = None) -> dict[str, list[Violation]]:
+    """Validate stored plans; a plan that cannot even be read as a plan is reported (bad_plan), not fatal."""
     names = names or plan_names(engine)
     ctxs: dict[str, Context] = {}
     out = {}
     for n in names:
         plan = get_plan(engine, n)
         lib = plan.get("library") or "neuralforecast"
-        if lib not in ctxs:
+        if lib in PLAN_LIBRARIES and lib not in ctxs:
             ctxs[lib] = Context(engine, lib)
-        out[n] = validate_plan(engine, plan, ctxs[lib], miniature=miniature, roots=roots)
+        out[n] = validate_plan(engine, plan, ctxs.get(lib), miniature=miniature, roots=roots)
     return out
 
 
