@@ -253,12 +253,14 @@ class NeuralForecastAdapter:
                 c.facts = self.cell_facts(g.setup, c)
         return groups
 
-    _frames_cache: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
+    _frames_cache: dict[tuple[str, tuple[str, ...]], tuple[dict[str, Any], Any]] = {}
 
-    def _frames(self, data_spec: dict[str, Any]) -> dict[str, Any]:
+    def _frames(self, data_spec: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+        """The synthetic frames of a data spec and the spacing of their df, built once per spec."""
         key = (data_spec["ds_kind"], tuple(data_spec["exog"]))
         if key not in self._frames_cache:
-            self._frames_cache[key] = build_data(*key)
+            frames = build_data(*key)
+            self._frames_cache[key] = (frames, scenario.spacing(frames["df"]))
         return self._frames_cache[key]
 
     def cell_facts(self, setup: dict[str, Any], cell: Cell) -> dict[str, Any] | None:
@@ -269,13 +271,14 @@ class NeuralForecastAdapter:
         q = setup["model"]
         own_data = kind in ("fit_predict", "cv")
         data_spec = (spec.get("data") if own_data else None) or setup["data"]
-        frames = self._frames(data_spec)
+        frames, data_spacing = self._frames(data_spec)
         nf_kwargs = {**setup["nf_kwargs"], **(spec.get("nf_kwargs", {}) if own_data else {})}
         freq = nf_kwargs["freq"] if not own_data or "freq" in spec.get("nf_kwargs", {}) else frames["freq"]
         model = {**setup["model_kwargs"], **(spec.get("model_kwargs", {}) if own_data else {})}
         fit = {**setup["fit_kwargs"], **(spec.get("fit_kwargs", {}) if kind == "fit_predict" else {})}
         default_loss = next((p.get("default") for p in self.init_params.get(q, []) if p["name"] == "loss"), None)
-        common = {"frames": frames, "freq": freq, "model": model, "loss_kinds": self.loss_kinds,
+        common = {"frames": frames, "data_spacing": data_spacing, "freq": freq, "model": model,
+                  "loss_kinds": self.loss_kinds,
                   "default_loss": default_loss, "multivariate": bool(self.models.get(q, {}).get("caps", {})
                                                                       .get("multivariate"))}
         short = cell.method.rsplit(".", 1)[-1]

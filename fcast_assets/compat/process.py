@@ -69,6 +69,7 @@ def process_model() -> str:
 
 # ------------------------------------------------------------------------------------------------ worker side
 def _first_line(e: BaseException) -> str:
+    """The first line of an exception's message (at most 500 characters): what a result row keeps."""
     text = str(e).strip()
     return (text.splitlines() or [""])[0][:500] if text else ""
 

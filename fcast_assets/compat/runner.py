@@ -33,7 +33,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol
 
-from .process import START_TIMEOUT_S, SpawnWorker, acquire, discard, process_model, release, wait_ready
+from .process import (START_TIMEOUT_S, SpawnWorker, _first_line, acquire, discard, process_model, release,
+                      wait_ready)
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +65,6 @@ class Adapter(Protocol):
     def run(self, state: Any, cell: Cell) -> list[str]:
         """Execute the cell against ``state``; return post-condition breaches ([] when the output is right)."""
         ...
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return (text.splitlines() or [""])[0][:500] if text else ""
 
 
 def _warnings_of(caught: list[warnings.WarningMessage]) -> list[str]:

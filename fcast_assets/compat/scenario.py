@@ -38,6 +38,7 @@ CALL_KEYS: dict[str, tuple[str, ...]] = {
     "save": ("state", "path_state", "overwrite"),
     "load": ("state",),
 }
+_UNKNOWN = object()
 CV_DEFAULTS = {"n_windows": 1, "test_size": None, "step_size": 1, "refit": False, "val_size": 0}
 
 
@@ -108,8 +109,7 @@ def freq_fits(freq: Any, inferred: Any) -> bool | None:
         return False
 
 
-def futr_df_kind(frame: pd.DataFrame | None, futr_cols: list[str], last_ds: dict[Any, Any], h: int,
-                 freq: Any) -> str:
+def futr_df_kind(frame: pd.DataFrame | None, futr_cols: list[str], last_ds: dict[Any, Any], h: int) -> str:
     """none / unused / short / nulls / extra / covers: what a futr_df holds relative to the model and h."""
     if frame is None:
         return "none"
@@ -128,7 +128,7 @@ def futr_df_kind(frame: pd.DataFrame | None, futr_cols: list[str], last_ds: dict
     return "covers"
 
 
-def _need(models: list[dict[str, Any]], method: str, call: dict[str, Any], fit: dict[str, Any]) -> int:
+def points_needed(models: list[dict[str, Any]], method: str, call: dict[str, Any], fit: dict[str, Any]) -> int:
     """Points the shortest series needs for this call (input window + horizon + what is held out)."""
     h = max(int(m.get("h") or 1) for m in models) if models else 1
     inp = max(int(m.get("input_size") or 0) for m in models) if models else 0
@@ -157,14 +157,16 @@ def _json(v: Any) -> Any:
 def facts(*, frames: dict[str, Any], freq: Any, model: dict[str, Any], models: list[dict[str, Any]] | None = None,
           method: str, call: dict[str, Any] | None = None, fit: dict[str, Any] | None = None,
           state: str = "fresh", loss_kinds: dict[str, str] | None = None,
-          default_loss: Any = None, multivariate: bool = False, path_state: str | None = None) -> dict[str, Any]:
+          default_loss: Any = None, multivariate: bool = False, path_state: str | None = None,
+          data_spacing: Any = _UNKNOWN) -> dict[str, Any]:
     """The scenario facts of one model in one call.
 
     ``model``: the model's constructor arguments as JSON (loss, valid_loss, h, input_size, n_series, exog lists);
     ``models``: every model of the NeuralForecast object (for h / input_size); ``method``: the short name of the
     call (predict, cross_validation, fit, ...; ``__init__`` for constructor cells); ``call``: its arguments as
     JSON; ``fit``: the arguments of the fit (or cross_validation) that produced the models; ``frames``: the data
-    set (df, static_df, ...) with ``{__data__: name}`` references resolved against it."""
+    set (df, static_df, ...) with ``{__data__: name}`` references resolved against it; ``data_spacing``: the
+    spacing of ``frames["df"]`` when the caller has it already (:func:`spacing`, computed once per data set)."""
     call, fit, models = dict(call or {}), dict(fit or {}), models or [model]
     df = frames.get("df")
 
@@ -191,14 +193,15 @@ def facts(*, frames: dict[str, Any], freq: Any, model: dict[str, Any], models: l
     out: dict[str, Any] = {
         "ds_dtype": None if df is None else ("int" if pd.api.types.is_integer_dtype(df["ds"]) else "datetime"),
         "freq": freq,
-        "freq_fits_data": freq_fits(freq, spacing(df)),
+        "freq_fits_data": freq_fits(freq, data_spacing if data_spacing is not _UNKNOWN and df is frames.get("df")
+                                    else spacing(df)),
         "loss": loss,
         "valid_loss": loss_label(model.get("valid_loss")),
         "loss_kind": loss_kind(loss, loss_kinds or {}),
         "exog_futr": futr, "exog_hist": hist, "exog_stat": stat,
         "exog_in_data": in_data,
         "n_series_matches": (n_series == ids) if multivariate and isinstance(n_series, int) else None,
-        "long_enough": bool(len(lens)) and int(lens.min()) >= _need(models, method, call, fit),
+        "long_enough": bool(len(lens)) and int(lens.min()) >= points_needed(models, method, call, fit),
         "prediction_intervals": isinstance(fit.get("prediction_intervals"), dict),
     }
     if method in CALL_KEYS:
@@ -215,7 +218,7 @@ def facts(*, frames: dict[str, Any], freq: Any, model: dict[str, Any], models: l
         if method == "predict":
             last = df.groupby("unique_id")["ds"].max().to_dict() if df is not None and not df.empty else {}
             out["futr_df"] = futr_df_kind(frame(call.get("futr_df")), futr, last,
-                                          h if isinstance(h, int) else trained_h, freq)
+                                          h if isinstance(h, int) else trained_h)
         if method == "cross_validation":
             out.update({k: call.get(k) for k in ("n_windows", "test_size", "step_size", "refit", "val_size")})
             out["cv_prediction_intervals"] = isinstance(call.get("prediction_intervals"), dict)

@@ -130,42 +130,38 @@ def _space_of(space_spec: Any) -> dict[str, Any] | None:
 
 
 # ------------------------------------------------------------------------------------------------ config building
-def _optuna_value(trial: Any, name: str, spec: Any) -> Any:
+# one sampler per distribution kind and backend ("const" is a literal value on both)
+_OPTUNA = {
+    "choice": lambda t, n, a: t.suggest_categorical(n, list(a)),
+    "uniform": lambda t, n, a: t.suggest_float(n, a[0], a[1]),
+    "loguniform": lambda t, n, a: t.suggest_float(n, a[0], a[1], log=True),
+    # hi excluded, as in ray.tune.randint, so both backends sample the same integers
+    "randint": lambda t, n, a: t.suggest_int(n, a[0], a[1] - 1),
+    "quniform": lambda t, n, a: t.suggest_float(n, a[0], a[1], step=a[2]),
+}
+_RAY = {
+    "choice": lambda tune, a: tune.choice(list(a)),
+    "uniform": lambda tune, a: tune.uniform(a[0], a[1]),
+    "loguniform": lambda tune, a: tune.loguniform(a[0], a[1]),
+    "randint": lambda tune, a: tune.randint(a[0], a[1]),
+    "quniform": lambda tune, a: tune.quniform(a[0], a[1], a[2]),
+}
+
+
+def _value(spec: Any, sample: Callable[[str, Any], Any]) -> Any:
+    """A constant as it is; ``{kind: args}`` through ``sample(kind, args)`` (space_errors checked the kind)."""
     if not isinstance(spec, dict):
         return spec
     kind, args = next(iter(spec.items()))
-    if kind == "const":
-        return args
-    if kind == "choice":
-        return trial.suggest_categorical(name, list(args))
-    if kind == "uniform":
-        return trial.suggest_float(name, args[0], args[1])
-    if kind == "loguniform":
-        return trial.suggest_float(name, args[0], args[1], log=True)
-    if kind == "randint":  # hi excluded, as in ray.tune.randint, so both backends sample the same integers
-        return trial.suggest_int(name, args[0], args[1] - 1)
-    if kind == "quniform":
-        return trial.suggest_float(name, args[0], args[1], step=args[2])
-    raise ValueError(f"unknown distribution kind {kind!r}")  # pragma: no cover - space_errors catches it
+    return args if kind == "const" else sample(kind, args)
+
+
+def _optuna_value(trial: Any, name: str, spec: Any) -> Any:
+    return _value(spec, lambda kind, args: _OPTUNA[kind](trial, name, args))
 
 
 def _ray_value(tune: Any, spec: Any) -> Any:
-    if not isinstance(spec, dict):
-        return spec
-    kind, args = next(iter(spec.items()))
-    if kind == "const":
-        return args
-    if kind == "choice":
-        return tune.choice(list(args))
-    if kind == "uniform":
-        return tune.uniform(args[0], args[1])
-    if kind == "loguniform":
-        return tune.loguniform(args[0], args[1])
-    if kind == "randint":
-        return tune.randint(args[0], args[1])
-    if kind == "quniform":
-        return tune.quniform(args[0], args[1], args[2])
-    raise ValueError(f"unknown distribution kind {kind!r}")  # pragma: no cover
+    return _value(spec, lambda kind, args: _RAY[kind](tune, args))
 
 
 def _takes_n_series(auto_cls: type) -> bool:

@@ -100,7 +100,7 @@ def miniature_frames(frames: dict[str, Any], steps: list[dict[str, Any]], models
         return dict(frames)
     args = [m["params"] for m in models]
     fit = next((s["params"] for s in steps if s.get("short") == "fit"), {})
-    need = max([scenario._need(args, s.get("short") or "", s["params"], fit) for s in steps] or [0])
+    need = max([scenario.points_needed(args, s.get("short") or "", s["params"], fit) for s in steps] or [0])
     cap = max(2 * need + 16, 64)
     if int(df.groupby("unique_id").size().max()) <= cap:
         return dict(frames)

@@ -34,7 +34,7 @@ from .miniature import (MODEL_OVERRIDES, exog_sensitivity, miniature_overrides, 
                         wrong_result_warnings)
 from .resources import measure
 from .safety import check_name, resolve_in
-from .validator import PLAN_LIBRARIES, Context, _classify, rules, validate_plan
+from .validator import PLAN_LIBRARIES, Context, _classify, occupied, rules, validate_plan
 
 log = logging.getLogger(__name__)
 FATAL = {"model", "__init__", "fit", "load"}  # later steps need what these produce
@@ -109,7 +109,7 @@ class _Exec:
         if saving or raw in self.mirrored:
             if raw not in self.mirrored:
                 mirror = self.work_dir / "mirror" / hashlib.sha1(raw.encode()).hexdigest()[:12]
-                if os.path.isdir(real) and os.listdir(real):
+                if occupied(real):
                     mirror.mkdir(parents=True, exist_ok=True)
                     (mirror / "existing.txt").write_text("mirrors a folder that already holds files", encoding="utf-8")
                 self.mirrored[raw] = str(mirror)
@@ -271,7 +271,7 @@ def run_plan(engine: Engine, plan: int | str, work_root: str | Path | None = Non
     if violations:
         raise PlanNotValidError(p["name"], violations)
     _quiet()
-    importlib.import_module(f"{p.get('library') or 'neuralforecast'}.models")  # import time is not step time
+    importlib.import_module(f"{lib}.models")  # import time is not step time
     runs = Path(work_root or config.data_home() / "runs") / check_name(p["name"])
     with engine.begin() as conn:  # the row becomes visible with its work folder and execution.json (pid, host)
         eid = conn.execute(insert(rm.RunExecution).values(plan_id=p["plan_id"], release_id=ctx.release_id,

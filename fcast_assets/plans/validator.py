@@ -81,6 +81,10 @@ class Violation:
     def __post_init__(self) -> None:
         self.layer = self.layer or layer_of(self.rule)
 
+    def row(self) -> dict[str, Any]:
+        """What run_validation.violations keeps of it."""
+        return {k: getattr(self, k) for k in ("param", "rule", "message", "fix", "detail", "layer")}
+
 
 # ----------------------------------------------------------------------------------------------- rule rows
 def sync_rules(engine: Engine, release_id: int) -> int:
@@ -343,14 +347,26 @@ def check_h_vs_model_h(ctx, state, step, param, value, spec) -> CheckResult:  # 
     return out
 
 
+def _earlier_save(steps: list[dict[str, Any]], step: dict[str, Any], path: Any) -> dict[str, Any] | None:
+    """The first save step before ``step`` that wrote ``path``."""
+    return next((s for s in steps if s["ord"] < step["ord"] and s["short"] == "save"
+                 and s["params"].get("path") == path), None)
+
+
+def occupied(path: Any) -> bool:
+    """An absolute path that already holds something (a file, or a folder with files): a save there needs
+    overwrite."""
+    return isinstance(path, str) and os.path.isabs(path) and os.path.exists(path) and (
+        not os.path.isdir(path) or bool(os.listdir(path)))
+
+
 def check_save_path_free(ctx, state, step, param, value, spec) -> CheckResult:  # noqa: ANN001
     if not isinstance(value, str) or step["params"].get(spec["overwrite_param"]):
         return []
-    earlier = [s for s in state["steps"] if s["ord"] < step["ord"] and s["short"] == "save"
-               and s["params"].get("path") == value]
+    earlier = _earlier_save(state["steps"], step, value)
     if earlier:
-        return [(step, param, f"path {value!r} was already written by {earlier[0]['label']}")]
-    if os.path.isabs(value) and os.path.exists(value) and (not os.path.isdir(value) or os.listdir(value)):
+        return [(step, param, f"path {value!r} was already written by {earlier['label']}")]
+    if occupied(value):
         return [(step, param, f"path {value!r} exists and is not empty: a save there would overwrite it (save to a "
                               "new folder, or set overwrite: true on this step; a model version folder left by a "
                               "killed training is moved aside by the next `fcast model retrain`)")]
@@ -495,11 +511,7 @@ def _state(ctx: Context, plan: dict[str, Any], out: list[Violation]) -> dict[str
 
 def _path_state(steps: list[dict[str, Any]], step: dict[str, Any]) -> str:
     path = step["params"].get("path")
-    if any(s["ord"] < step["ord"] and s["short"] == "save" and s["params"].get("path") == path for s in steps):
-        return "written"
-    if isinstance(path, str) and os.path.isabs(path) and os.path.isdir(path) and os.listdir(path):
-        return "existing"
-    return "new"
+    return "written" if _earlier_save(steps, step, path) else "existing" if occupied(path) else "new"
 
 
 PRODUCERS = {"fit": "fit", "cross_validation": "cv", "load": "loaded"}
@@ -513,6 +525,7 @@ def _step_facts(ctx: Context, state: dict[str, Any]) -> None:
     freq = (init or {}).get("params", {}).get("freq") if init else None
     producers = [s for s in steps if s["short"] in ("fit", "cross_validation")]
     model_args = [m["params"] for m in models]
+    data_spacing = scenario.spacing(state["frames"].get("df"))  # once per plan, not per step and model
     made_by, fit = "fresh", None
     for s in steps:
         s["facts"] = {}
@@ -541,6 +554,7 @@ def _step_facts(ctx: Context, state: dict[str, Any]) -> None:
             s["facts"][m["ord"]] = scenario.facts(
                 frames=state["frames"], freq=freq, model=m["params"], models=model_args, method=method, call=call,
                 fit=fit_kw, state=st, loss_kinds=ctx.loss_kinds, default_loss=ctx.default_loss(q),
+                data_spacing=data_spacing,
                 multivariate=bool((ctx.models.get(q) or {}).get("caps", {}).get("multivariate")),
                 path_state=path_state)
         if short in PRODUCERS:
@@ -590,7 +604,9 @@ def _check_step(ctx: Context, state: dict[str, Any], step: dict[str, Any]) -> li
             f"{ctx.library} (release {ctx.release_id})", f"did you mean {guess[0]}?" if guess else None)
         return found
     # plan data without code: closed table of objects, known markers, paths inside the allowed roots
-    for pname, msg in safety.value_problems(params):
+    refused = safety.value_problems(params)
+    refused_names = {p for p, _ in refused}
+    for pname, msg in refused:
         add(step, pname, "object_not_allowed", msg, "use a loss, PredictionIntervals, DistributedConfig or sampler "
             "of the closed table (fcast_assets/compat/objects.yaml), or data ({__data__: frame})")
     for pname, v in params.items():
@@ -598,7 +614,7 @@ def _check_step(ctx: Context, state: dict[str, Any], step: dict[str, Any]) -> li
                 v["__obj__"].rsplit(".", 1)[-1] not in ctx.loss_kinds:
             add(step, pname, "object_not_allowed", f"{v['__obj__']} is not a loss class of the registry",
                 f"use one of {sorted(ctx.loss_kinds)}")
-        elif isinstance(v, dict) and "__obj__" in v and not safety.value_problems({pname: v}):
+        elif isinstance(v, dict) and "__obj__" in v and pname not in refused_names:
             for rule, msg, fix in _object_args(ctx, v):
                 add(step, pname, rule, f"{pname}: {msg}", fix)
     if step["short"] in ("save", "load") and "path" in params:
@@ -719,9 +735,12 @@ def validate_plan(engine: Engine, plan: int | str | dict[str, Any], ctx: Context
     plan = plan if isinstance(plan, dict) else get_plan(engine, plan)
     shape = plan_shape_problems(plan)
     if shape:
-        return _record_plan_level(engine, plan, [Violation(str(plan.get("name")), -1, "plan", field, "bad_plan", msg,
-                                                           "fix the stored row or `fcast plan delete` it")
-                                                 for field, msg in shape], record)
+        out = [Violation(str(plan.get("name")), -1, "plan", field, "bad_plan", msg,
+                         "fix the stored row or `fcast plan delete` it") for field, msg in shape]
+        if record:
+            _record(engine, plan, None, [dict(st, ord=st.get("ord", i)) for i, st in enumerate(plan["steps"])],
+                    {}, out)
+        return out
     ctx = ctx or Context(engine, plan.get("library") or "neuralforecast")
     out: list[Violation] = []
     from .safety import name_problem
@@ -745,8 +764,7 @@ def validate_plan(engine: Engine, plan: int | str | dict[str, Any], ctx: Context
             seen.add(key)
             v = Violation(plan["name"], s["ord"], s["qualname"], param, rule, msg, fix, detail)
             out.append(v)
-            per_step[s["ord"]].append({k: getattr(v, k) for k in ("param", "rule", "message", "fix", "detail",
-                                                                  "layer")})
+            per_step[s["ord"]].append(v.row())
     from . import miniature as mini
 
     unsafe = set(rules().get("no_miniature_after") or [])
@@ -763,18 +781,9 @@ def validate_plan(engine: Engine, plan: int | str | dict[str, Any], ctx: Context
         for v in found:
             out.append(v)
             if v.step in per_step:
-                per_step[v.step].append({k: getattr(v, k) for k in ("param", "rule", "message", "fix", "detail",
-                                                                   "layer")})
-    if record and "plan_id" in plan:
-        with engine.begin() as conn:
-            conn.execute(delete(rm.RunValidation).where(rm.RunValidation.plan_id == plan["plan_id"]))
-            rows = [{"step_id": s["step_id"], "plan_id": plan["plan_id"], "release_id": ctx.release_id,
-                     "ok": not per_step[s["ord"]] and not any(v.step == -1 for v in out),
-                     "violations": per_step[s["ord"]] + [{k: getattr(v, k) for k in ("param", "rule", "message",
-                                                          "fix")} for v in out if v.step == -1]}
-                    for s in state["steps"]]
-            if rows:
-                conn.execute(insert(rm.RunValidation.__table__), rows)  # type: ignore[attr-defined]
+                per_step[v.step].append(v.row())
+    if record:
+        _record(engine, plan, ctx.release_id, state["steps"], per_step, out)
     return out
 
 
@@ -829,16 +838,20 @@ def plan_shape_problems(plan: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-def _record_plan_level(engine: Engine, plan: dict[str, Any], out: list[Violation], record: bool) -> list[Violation]:
-    if record and "plan_id" in plan:
-        with engine.begin() as conn:
-            conn.execute(delete(rm.RunValidation).where(rm.RunValidation.plan_id == plan["plan_id"]))
-            rows = [{"step_id": s["step_id"], "plan_id": plan["plan_id"], "ok": False,
-                     "violations": [{k: getattr(v, k) for k in ("param", "rule", "message", "fix", "layer")}
-                                    for v in out]} for s in plan.get("steps") or [] if "step_id" in s]
-            if rows:
-                conn.execute(insert(rm.RunValidation.__table__), rows)  # type: ignore[attr-defined]
-    return out
+def _record(engine: Engine, plan: dict[str, Any], release_id: int | None, steps: list[dict[str, Any]],
+            per_step: dict[int, list[dict[str, Any]]], out: list[Violation]) -> None:
+    """One run_validation row per stored step (replacing earlier ones): its own violations plus the plan-level
+    ones (step -1), ok when there are none."""
+    if "plan_id" not in plan:
+        return
+    plan_level = [v.row() for v in out if v.step == -1]
+    rows = [{"step_id": s["step_id"], "plan_id": plan["plan_id"], "release_id": release_id,
+             "ok": not per_step.get(s["ord"]) and not plan_level,
+             "violations": per_step.get(s["ord"], []) + plan_level} for s in steps if "step_id" in s]
+    with engine.begin() as conn:
+        conn.execute(delete(rm.RunValidation).where(rm.RunValidation.plan_id == plan["plan_id"]))
+        if rows:
+            conn.execute(insert(rm.RunValidation.__table__), rows)  # type: ignore[attr-defined]
 
 
 def validate_plans(engine: Engine, names: list[str] | None = None, miniature: bool | None = None,
