@@ -232,6 +232,9 @@ def test_statsforecast_and_mlforecast_share_the_tables(tmp_path):
     assert lvl[0].status == "error" and lvl[0].exception_type == "ValueError"
     ok = cells(engine, "method = 'StatsForecast.forecast' AND param = 'level' AND value_label = '[80]'")
     assert ok[0].status == "ok"
+    # generic cells take their candidates from the registry's StatsForecast.forecast (not a doubled qualname)
+    fitted = cells(engine, "method = 'StatsForecast.forecast' AND param = 'fitted'")
+    assert {r.value_label for r in fitted} == {"true", "false (default)"} and {r.status for r in fitted} == {"ok"}
     # mlforecast: level without conformal intervals runs but returns no interval columns -> suspect
     sus = cells(engine, "method = 'MLForecast.predict' AND param = 'level' AND value_label = '[80]' "
                         "AND scenario = 'baseline'")

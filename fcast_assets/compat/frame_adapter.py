@@ -42,7 +42,9 @@ class FrameAdapter:
         self.library = self.spec["library"]
         self.release_id, self.work_dir = release_id, work_dir
         core = self.spec["core"]
-        self.core_params = {m.split(".")[-1]: {p["name"]: p for p in params_of(engine, release_id, f"{core}.{m}")}
+        # spec methods are "Class.method"; the registry's qualname is the core class's qualname + ".method"
+        self.core_params = {m.split(".")[-1]: {p["name"]: p for p in params_of(engine, release_id,
+                                                                             f"{core}.{m.split('.')[-1]}")}
                             for m in self.spec["methods"]}
         self.core_params["__init__"] = {p["name"]: p for p in params_of(engine, release_id, f"{core}.__init__")}
         if "models_module" in self.spec:
