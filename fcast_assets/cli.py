@@ -27,27 +27,78 @@ def mask(text: str) -> str:
     return _SECRET.sub(r"\1***@", str(text))
 
 
+def _usage_line(e: click.UsageError) -> None:
+    """A usage error (unknown option, wrong type, missing argument) as one line: what, and where to look."""
+    if isinstance(e, click.exceptions.NoArgsIsHelpError):  # `fcast` / `fcast plan` alone: the help text
+        e.show()
+        sys.exit(e.exit_code)
+    where = e.ctx.command_path if e.ctx is not None else "fcast"
+    click.echo(f"error: {e.format_message()} (see `{where} --help`)", err=True)
+    sys.exit(e.exit_code)
+
+
+def _db_problem(e: Exception) -> tuple[str, int] | None:
+    """One line for a metadata database that cannot be used: a URL SQLAlchemy cannot read, a server that does not
+    answer, a SQLite file that cannot be opened. None for other errors."""
+    from sqlalchemy.exc import ArgumentError, OperationalError
+
+    url = mask(config.db_url())
+    if isinstance(e, ArgumentError) and ("URL" in str(e) or "plugin" in str(e) or "dialect" in str(e)):
+        return (f"FCAST_DB_URL {url!r} is not a database URL fcast can use ({' '.join(str(e).split())[:160]}); "
+                "use sqlite:///PATH/forecast_meta.db or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB", 2)
+    if isinstance(e, OperationalError):
+        orig = " ".join(str(getattr(e, "orig", None) or e).split())
+        if "unable to open database file" in orig:
+            return (f"cannot open the SQLite metadata database {url}: {orig}; check that its folder exists and is "
+                    "writable, or set FCAST_DB_URL / FCAST_HOME", 1)
+        if any(w in orig.lower() for w in ("connection", "could not connect", "connect to server",
+                                          "authentication failed", "does not exist", "timeout expired")):
+            return (f"cannot connect to the metadata database {url}: {orig[:300]}; check that the server is running "
+                    "and FCAST_DB_URL (host, port, user, password, database)", 1)
+    return None
+
+
 class _Main(click.Group):
     """The fcast group: every failure ends with one line (what happened, and what to do where known) and a
     non-zero exit; ``fcast --debug ...`` (or FCAST_DEBUG=1) shows the traceback instead. Passwords in URLs are
-    never printed. A SQLite database that another process is writing (one writer at a time; Windows locks the
-    file) gets its own message and exit code 3."""
+    never printed. Usage errors are one line too (exit 2). A SQLite database that another process is writing (one
+    writer at a time; Windows locks the file), or a lock held by another fcast process (:mod:`.locks`), gets its
+    own message and exit code 3."""
+
+    def make_context(self, info_name, args, parent=None, **extra):  # noqa: ANN001, ANN201
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as e:
+            _usage_line(e)
 
     def invoke(self, ctx: click.Context):  # noqa: ANN201
         from sqlalchemy.exc import OperationalError
 
+        from .locks import LockBusyError
+
         try:
             return super().invoke(ctx)
+        except click.UsageError as e:
+            if ctx.params.get("debug") or os.environ.get("FCAST_DEBUG") == "1":
+                raise
+            _usage_line(e)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
             raise
         except Exception as e:  # noqa: BLE001 - one line unless --debug
             if ctx.params.get("debug") or os.environ.get("FCAST_DEBUG") == "1":
                 raise
+            if isinstance(e, LockBusyError):
+                click.echo(f"error: {mask(str(e))}", err=True)
+                sys.exit(3)
             if isinstance(e, OperationalError) and "database is locked" in str(e):
                 click.echo(f"error: the metadata database ({mask(config.db_url())}) is being written by another "
                            "process; SQLite allows one writer at a time: wait for it to finish, or use PostgreSQL "
                            "(FCAST_DB_URL)", err=True)
                 sys.exit(3)
+            db = _db_problem(e)
+            if db is not None:
+                click.echo(f"error: {mask(db[0])}", err=True)
+                sys.exit(db[1])
             text = " ".join(str(e).split())[:500]
             click.echo(f"error: {type(e).__name__}: {mask(text)} (run `fcast --debug ...` for the traceback)",
                        err=True)
@@ -96,7 +147,7 @@ def scan(libraries: tuple[str, ...], all_: bool) -> None:
 @click.option("--library", "-l", default=None, help="only this library")
 @click.option("--kind", "-k", default=None,
               type=click.Choice(["module", "class", "function", "method", "property", "parameter"]))
-@click.option("--limit", "-n", default=20, show_default=True)
+@click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(1, 10000))
 def search(query: str, library: str | None, kind: str | None, limit: int) -> None:
     """Full-text search over qualnames, parameter names and docstrings."""
     from .registry.search import search as do_search

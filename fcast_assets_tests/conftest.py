@@ -165,3 +165,20 @@ def loto6_models_env(folder, mp, hold_back: int = 0):
     for build in (gold.build_anomaly, gold.build_features, gold.build_static, gold.build_futr):
         build(engine, spec)
     return engine, url, spec
+
+
+@pytest.fixture(scope="session")
+def loto6_trained(tmp_path_factory):
+    """:func:`loto6_models_env` once per session with loto6.N1 trained (small: 5 steps, 2 windows); the environment
+    is returned, not left set: tests set FCAST_HOME / FCAST_LAKE / FCAST_DB_URL from ``env`` themselves and restore
+    what they change (test_bad_inputs, test_concurrency)."""
+    from fcast_assets.models import train as T
+
+    folder = tmp_path_factory.mktemp("trained")
+    mp = pytest.MonkeyPatch()
+    engine, url, _ = loto6_models_env(folder, mp)
+    first = T.train(engine, "loto6", "N1", overrides={"max_steps": 5, "n_windows": 2})
+    env = {k: os.environ[k] for k in ("FCAST_HOME", "FCAST_LAKE", "FCAST_DB_URL")}
+    mp.undo()
+    yield {"engine": engine, "url": url, "folder": folder, "env": env, "first": first}
+    engine.dispose()

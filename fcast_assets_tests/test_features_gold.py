@@ -254,3 +254,52 @@ def test_feature_partitions_follow_a_new_silver(env):
                                                cursor=first.cursor)
     for a in feature_assets:
         assert result.get_requested_partitions(a.key) == {"bingo5"}, a.key
+
+
+def test_jp_holiday_features_on_known_dates():
+    """Japanese public holidays from the `holidays` package: New Year, a substitute holiday, an ordinary day."""
+    from fcast_assets.features.fut import jp_holidays
+
+    days = ["2024-01-01", "2024-02-12", "2024-01-09", "2024-02-10", "2024-05-06", "2024-05-07"]
+    f = pd.DataFrame({"unique_id": "g_N1", "ds": pd.to_datetime(days), "draw_no": range(1, 7)})
+    out = jp_holidays(f, max_days=30).set_index(f["ds"].dt.strftime("%Y-%m-%d"))
+    assert out.loc["2024-01-01", "fut_jp_holiday"] == 1.0  # New Year's Day
+    assert out.loc["2024-02-12", "fut_jp_holiday"] == 1.0  # substitute holiday for Foundation Day (Sun 02-11)
+    assert out.loc["2024-01-09", "fut_jp_holiday"] == 0.0  # an ordinary Tuesday
+    assert out.loc["2024-05-06", "fut_jp_holiday"] == 1.0 and out.loc["2024-05-07", "fut_jp_holiday"] == 0.0
+    # eve: 2024-02-10 is the day before Foundation Day; 2024-01-09 is not the eve of anything
+    assert out.loc["2024-02-10", "fut_jp_holiday_eve"] == 1.0 and out.loc["2024-01-09", "fut_jp_holiday_eve"] == 0.0
+    # days to the next holiday: 01-01 -> 01-08 (Coming of Age Day) = 7; 01-09 -> 02-11 = 33, capped at 30
+    assert out.loc["2024-01-01", "fut_days_to_jp_holiday"] == 7.0
+    assert out.loc["2024-02-10", "fut_days_to_jp_holiday"] == 1.0
+    assert out.loc["2024-01-09", "fut_days_to_jp_holiday"] == 30.0
+    assert jp_holidays(f, max_days=60).iloc[2]["fut_days_to_jp_holiday"] == 33.0
+
+
+def test_jp_holiday_features_reach_gold_and_the_future_frame(env):
+    """The holiday columns are fut_ features of gold_features and of every future row of gold_futr (no NaN),
+    so a model trained with them in futr_exog_list gets them in its futr_df."""
+    eng = env["engine"]
+    spec = _lake(eng, "bingo5")
+    frame = gold.slot_series(spec)
+    cols = ["fut_jp_holiday", "fut_jp_holiday_eve", "fut_days_to_jp_holiday"]
+    hist = gold.compute_fut(frame, spec)
+    assert set(cols) <= set(hist.columns) and hist[cols].notna().all().all()
+    both = pd.concat([frame[["unique_id", "ds"]], hist[cols]], axis=1)
+    assert both["fut_jp_holiday"].sum() > 0  # some draws fell on public holidays
+    futr = gold.compute_futr(frame, spec, 60)  # more than a year of weekly draws beyond the last one
+    assert (futr["ds"] > frame["ds"].max()).all()
+    assert set(cols) <= set(futr.columns) and futr[cols].notna().all().all()
+    one = futr[futr["unique_id"] == gold.slot_ids(spec)[0]]
+    one = one.set_index(one["ds"].dt.strftime("%Y-%m-%d"))
+    import holidays
+
+    jp = holidays.country_holidays("JP", years=range(2026, 2029))
+    expect = [1.0 if pd.Timestamp(d).date() in jp else 0.0 for d in one.index]
+    assert one["fut_jp_holiday"].tolist() == expect and sum(expect) >= 1
+    gold.build_futr(eng, spec, h=10)
+    sync_registry(eng)
+    stored = deltaio.read(gold.gold_uri(spec, "futr"))
+    assert set(cols) <= set(stored.columns) and stored[cols].notna().all().all()
+    with Session(eng) as s:
+        assert {d.name for d in s.exec(select(FeatureDef).where(FeatureDef.name.in_(cols))).all()} == set(cols)

@@ -175,3 +175,106 @@ def test_sensor_on_fresh_database_seeds_and_adds_all_games(env):
     env["instance"].add_dynamic_partitions("game", sorted(added))
     again = game_partitions_sensor(dg.build_sensor_context(instance=env["instance"], resources=env["resources"]))
     assert not again.dynamic_partitions_requests and not again.run_requests
+
+
+def _bingo5_history(env, draw5_n2: str):
+    """A user copy of the bingo5 history (it wins over the packaged one) with draw 5's n2 set to ``draw5_n2``."""
+    d = env["tmp"] / "lottery"
+    d.mkdir(exist_ok=True)
+    src = (embedded_dir() / "bingo5.csv").read_text(encoding="utf-8").splitlines()
+    parts = src[5].split(",")
+    parts[3] = draw5_n2  # n2 of draw 5 (line 0 is the header), column range 6-10
+    src[5] = ",".join(parts)
+    (d / "bingo5.csv").write_text("\n".join(src) + "\n", encoding="utf-8")
+
+
+def _checks_and_mats(r):
+    checks = {c.check_name: c for c in r.get_asset_check_evaluations()}
+    return checks, {m.asset_key.to_user_string() for m in r.get_asset_materialization_events()}
+
+
+def test_fixed_source_unblocks_the_game_on_the_next_run(env):
+    """A draw breaking a rule blocks silver; the fixed file un-blocks it on the next run without any flag."""
+    two = [bronze_draws, silver_series]
+    orig_n2 = (embedded_dir() / "bingo5.csv").read_text(encoding="utf-8").splitlines()[5].split(",")[3]
+    _bingo5_history(env, "99")
+    assert _materialize(env, [lottery_games]).success
+    r = _materialize(env, two, "bingo5", raise_on_error=False)
+    checks, mats = _checks_and_mats(r)
+    assert checks["draw_rules"].passed is False and "silver_series" not in mats
+    what = checks["draw_rules"].metadata["what_to_run"].value
+    assert "bingo5 draw 5" in what and "number_out_of_range" in what and "no overwrite flag needed" in what
+    assert "materialize bronze_draws for partition bingo5" in what
+    eng = get_engine(env["url"])
+    spec = games.get_game(eng, "bingo5")
+    assert not deltaio.exists(pipeline.silver_uri(spec))  # silver not built from a blocked bronze
+    # the file is fixed (same draw_no, good numbers): replaced without overwrite_changed, silver advances
+    _bingo5_history(env, orig_n2)
+    r = _materialize(env, two, "bingo5")
+    checks, mats = _checks_and_mats(r)
+    assert checks["draw_rules"].passed is True and checks["series_complete"].passed is True
+    assert "silver_series" in mats
+    bronze = deltaio.read(pipeline.bronze_uri(spec)).set_index("draw_no")
+    assert int(bronze.loc[5, "n2"]) == int(orig_n2) and bool(bronze.loc[5, "dq_ok"])
+    assert len(deltaio.read(pipeline.silver_uri(spec)).query("unique_id == 'bingo5_N2'")) == 489
+    with Session(eng) as s:
+        fixed = s.exec(select(DatasetDqIssue).where(DatasetDqIssue.rule == "corrected_draw")).all()
+    assert [(i.draw_no, i.severity) for i in fixed] == [(5, "warn")]
+    assert fixed[0].detail["message"].startswith("corrected draw 5: bingo5 draw 5: stored ")
+
+
+def test_good_stored_draw_vs_other_good_draw_is_an_error_and_silver_stays(env):
+    """Look-alike of the fix above: both versions pass the rules, so nothing is replaced without the flag."""
+    two = [bronze_draws, silver_series]
+    assert _materialize(env, [lottery_games]).success
+    assert _materialize(env, two, "bingo5").success
+    eng = get_engine(env["url"])
+    spec = games.get_game(eng, "bingo5")
+    s_ver = deltaio.current_version(pipeline.silver_uri(spec))
+    row = (embedded_dir() / "bingo5.csv").read_text(encoding="utf-8").splitlines()[5].split(",")
+    other = next(str(v) for v in range(6, 11) if str(v) != row[3])  # another valid n2 (range 6-10)
+    _bingo5_history(env, other)
+    r = _materialize(env, two, "bingo5", raise_on_error=False)
+    checks, mats = _checks_and_mats(r)
+    assert checks["draw_rules"].passed is False and "silver_series" not in mats
+    what = checks["draw_rules"].metadata["what_to_run"].value
+    assert what.startswith("bingo5 draw 5: stored ") and "--replace-changed" in what
+    assert "overwrite_changed: true" in what
+    assert deltaio.current_version(pipeline.silver_uri(spec)) == s_ver  # stored silver as it was
+    assert int(deltaio.read(pipeline.bronze_uri(spec)).set_index("draw_no").loc[5, "n2"]) == int(row[3])
+    # accepting it with the run config the message names
+    cfg = dg.RunConfig(ops={"bronze_draws": {"config": {"overwrite_changed": True}}})
+    r = _materialize(env, two, "bingo5", run_config=cfg)
+    checks, mats = _checks_and_mats(r)
+    assert checks["draw_rules"].passed is True and "silver_series" in mats
+    assert int(deltaio.read(pipeline.bronze_uri(spec)).set_index("draw_no").loc[5, "n2"]) == int(other)
+
+
+def test_refused_site_is_a_clear_dagster_failure(env, monkeypatch):
+    """bronze_draws with scraping on and a site answering 403: a Failure whose description is the one line."""
+    from fcast_assets.lake import sources as SRC
+    from fcast_assets_tests.test_lake_reliability import FakeResponse, FakeSession
+
+    assert _materialize(env, [lottery_games]).success
+    assert _materialize(env, [bronze_draws], "bingo5").success
+    spec = games.get_game(get_engine(env["url"]), "bingo5")
+    v0 = deltaio.current_version(pipeline.bronze_uri(spec))
+    real = pipeline.scraper_for
+
+    def refusing(engine, spec, **kw):
+        s = real(engine, spec, **kw)
+        s.session, s.sleep, s.min_interval_s = FakeSession(FakeResponse(403)), (lambda x: None), 0
+        return s
+
+    monkeypatch.setattr(pipeline, "scraper_for", refusing)
+    cfg = dg.RunConfig(ops={"bronze_draws": {"config": {"scrape": True}}})
+    r = _materialize(env, [bronze_draws], "bingo5", run_config=cfg, raise_on_error=False)
+    assert not r.success
+    failure = next(e for e in r.all_events if e.event_type_value == "STEP_FAILURE")
+    err = failure.step_failure_data.user_failure_data
+    assert err is not None
+    line = err.description
+    assert "\n" not in line and "refused the client" in line and "nothing changed" in line
+    assert "fcast game ingest bingo5 FILE" in line and "A104" in line
+    assert deltaio.current_version(pipeline.bronze_uri(spec)) == v0
+    assert isinstance(SRC.SourceRefusedError("u", "w"), SRC.SourceError)

@@ -71,19 +71,56 @@ def test_bronze_all_games_match_csv_and_reingest_is_idempotent(eng):
     assert (vs[1].first_draw_date, vs[1].last_draw_date) == (date(2013, 4, 5), date(2026, 9, 25))
 
 
-def test_new_draws_merge_and_source_disagreement_is_recorded(eng):
+def test_new_draws_merge_and_a_changed_draw_is_a_dq_error(eng):
     spec = games.get_game(eng, "loto7")
     pipeline.ingest_bronze(eng, spec)
+    uri = pipeline.bronze_uri(spec)
     new = {"draw_no": 697, "draw_date": date(2026, 10, 2), "n1": 1, "n2": 2, "n3": 3, "n4": 4, "n5": 5, "n6": 6,
            "n7": 7, "b1": 8, "b2": 9, "source": "mizuho"}
-    dissent = {**new, "draw_no": 696, "draw_date": date(2026, 9, 25), "n1": 9, "source": "mizuho"}
+    stored = deltaio.read(uri).set_index("draw_no").loc[696]
+    dissent = {"draw_no": 696, "draw_date": date(2026, 9, 25), "source": "mizuho",
+               **{c: int(stored[c]) for c in spec.number_cols}, "n1": 9}  # a valid draw, one number differs
+    assert int(stored["n1"]) == 10 and 9 not in {int(stored[c]) for c in spec.number_cols}
     r = pipeline.ingest_bronze(eng, spec, records=[dissent, new])
-    assert r["inserted"] == 1 and r["row_count"] == 697 and r["changed"] == 1 and r["errors"] == 0
+    assert r["inserted"] == 1 and r["row_count"] == 697 and r["changed"] == 1
+    assert r["errors"] == 1 and r["conflicts"] == [696] and r["replaced"] == [] and r["corrected"] == []
     lake = deltaio.read(r["uri"]).set_index("draw_no")
-    assert lake.loc[696, "n1"] == 10  # kept, not silently overwritten
+    assert lake.loc[696, "n1"] == 10 and lake.loc[696, "source"].startswith("embedded")  # kept, not overwritten
     assert lake.loc[697, "source"] == "mizuho"
-    warn = [i for i in r["issues"] if i["rule"] == "source_disagreement" and "incoming" in i["detail"]]
-    assert len(warn) == 1 and warn[0]["detail"]["incoming"]["n1"] == 9
+    err = [i for i in r["issues"] if i["rule"] == "source_disagreement" and "incoming" in i["detail"]]
+    assert len(err) == 1 and err[0]["severity"] == "error"
+    assert err[0]["detail"]["incoming"]["n1"] == 9 and err[0]["detail"]["stored"]["n1"] == 10
+    msg = err[0]["detail"]["message"]
+    assert "\n" not in msg and msg.startswith("loto7 draw 696: stored 2026-09-25 [10 ")
+    assert "vs incoming 2026-09-25 [9 " in msg and "from mizuho" in msg
+    assert "fcast game ingest loto7 FILE --replace-changed" in msg and "overwrite_changed: true" in msg
+    with Session(eng) as s:
+        row = s.exec(select(DatasetDqIssue).where(DatasetDqIssue.dataset_version_id == r["dataset_version_id"],
+                                                  DatasetDqIssue.rule == "source_disagreement",
+                                                  DatasetDqIssue.severity == "error")).one()
+        assert row.draw_no == 696 and row.detail["message"] == msg
+    # accepted on request: replaced, a warning that says so, no error
+    r = pipeline.ingest_bronze(eng, spec, records=[dissent], overwrite_changed=True)
+    assert r["replaced"] == [696] and r["errors"] == 0
+    assert [i["rule"] for i in r["issues"] if i["draw_no"] == 696] == ["replaced_draw"]
+    assert deltaio.read(uri).set_index("draw_no").loc[696, "n1"] == 9
+    # the replaced version delivered again by a stale source: kept as stored, a warning, not an error
+    old = {**dissent, "n1": 10, "source": "embedded:loto7.csv"}
+    r = pipeline.ingest_bronze(eng, spec, records=[old])
+    assert r["errors"] == 0 and [i["rule"] for i in r["issues"] if i["draw_no"] == 696] == ["superseded_draw"]
+    assert deltaio.read(uri).set_index("draw_no").loc[696, "n1"] == 9
+
+
+def test_identical_redelivery_is_no_issue_and_no_new_version(eng):
+    spec = games.get_game(eng, "loto7")
+    first = pipeline.ingest_bronze(eng, spec)
+    stored = deltaio.read(first["uri"]).set_index("draw_no").loc[696]
+    same = {"draw_no": 696, "draw_date": stored["draw_date"], "source": "mizuho",
+            **{c: int(stored[c]) for c in spec.number_cols}}
+    r = pipeline.ingest_bronze(eng, spec, records=[same])
+    assert r["changed"] == 0 and r["written"] == 0 and r["errors"] == 0 and r["conflicts"] == []
+    assert not [i for i in r["issues"] if i["draw_no"] == 696]
+    assert deltaio.current_version(first["uri"]) == first["delta_version"]
 
 
 def test_rule_breaking_rows_land_in_dq_issue(eng, tmp_path):
@@ -200,3 +237,22 @@ def test_shipped_source_disagreements_are_warnings_not_errors(eng):
         n = len(s.exec(select(DatasetDqIssue).where(DatasetDqIssue.dataset_version_id == r["dataset_version_id"],
                                                     DatasetDqIssue.severity == "warn")).all())
     assert n == 4
+
+
+def test_changed_draw_decisions_on_both_databases(engine, tmp_path, monkeypatch):
+    """conflict (error) -> replaced on request -> the old version again is a stale copy (warning), on SQLite and
+    PostgreSQL (the stale-copy lookup reads the JSON detail of earlier DQ rows)."""
+    monkeypatch.setenv("FCAST_LAKE", str(tmp_path / "lake"))
+    games.seed_games(engine)
+    spec = games.get_game(engine, "bingo5")
+    recs = FileSource().read(spec)
+    pipeline.ingest_bronze(engine, spec, records=recs)
+    old = recs[-1]
+    other = {**old, "n1": next(v for v in range(1, 6) if v != old["n1"]), "source": "mizuho"}
+    r = pipeline.ingest_bronze(engine, spec, records=[other])
+    assert r["conflicts"] == [489] and r["errors"] == 1
+    r = pipeline.ingest_bronze(engine, spec, records=[other], overwrite_changed=True)
+    assert r["replaced"] == [489] and r["errors"] == 0
+    r = pipeline.ingest_bronze(engine, spec, records=recs)
+    assert r["errors"] == 0 and [i["rule"] for i in r["issues"] if i["draw_no"] == 489] == ["superseded_draw"]
+    assert int(deltaio.read(r["uri"]).set_index("draw_no").loc[489, "n1"]) == other["n1"]

@@ -2,6 +2,7 @@
 one clear line with nothing changed, the manual path (`fcast game ingest`), duplicate draw numbers as DQ issues,
 `fcast game add --update` changing only the given fields, bounds at `game add`. No network: a fake HTTP layer."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -241,3 +242,267 @@ def test_bad_game_add_is_one_line_and_nonzero(lake_env, args, needle):
     line = _one_line(r.stderr)
     assert line.startswith("error: ") and needle in line, line
     assert games.get_game(lake_env["engine"], "loto6").n_main == 6
+
+
+# ------------------------------------------------------------------------------------------------ 6. changed draws
+def test_manual_ingest_of_a_changed_or_bad_draw(lake_env, tmp_path):
+    """A result file whose draw breaks a rule: exit 1 with what to run; the fixed file replaces it with no flag.
+    A good file that differs from a good stored draw: exit 1, kept, until --replace-changed."""
+    eng = lake_env["engine"]
+    spec = games.get_game(eng, "loto6")
+    pipeline.ingest_bronze(eng, spec)
+    text = (FIX / "mizuho_loto6_A1022141.csv").read_text(encoding="utf-8")
+    bad = tmp_path / "bad_A1022141.csv"
+    bad.write_text(text.replace("本数字,14,15,22,32,37,41", "本数字,14,15,22,32,37,44"), encoding="utf-8")
+    r = CliRunner().invoke(game_cli, ["ingest", "loto6", str(bad)])
+    assert r.exit_code == 1
+    line = _one_line(r.stderr)
+    assert "loto6 draw 2141" in line and "number_out_of_range" in line and "fcast game ingest loto6 FILE" in line
+    uri = pipeline.bronze_uri(spec)
+    row = B.read_bronze(uri).set_index("draw_no").loc[2141]
+    assert int(row["n6"]) == 44 and not row["dq_ok"]  # kept and marked, never dropped
+    # the fixed file: corrected without any flag
+    r = CliRunner().invoke(game_cli, ["ingest", "loto6", str(FIX / "mizuho_loto6_A1022141.csv")])
+    assert r.exit_code == 0, r.stderr
+    assert "corrected [2141]" in r.stdout and "0 rule error" in r.stdout
+    row = B.read_bronze(uri).set_index("draw_no").loc[2141]
+    assert int(row["n6"]) == 41 and row["dq_ok"]
+    # a good file for the same draw with other good numbers: refused (kept), then accepted on request
+    other = tmp_path / "other_A1022141.csv"
+    other.write_text(text.replace("本数字,14,15,22,32,37,41", "本数字,14,15,22,32,37,40"), encoding="utf-8")
+    v = deltaio.current_version(uri)
+    r = CliRunner().invoke(game_cli, ["ingest", "loto6", str(other)])
+    assert r.exit_code == 1
+    line = _one_line(r.stderr)
+    assert "loto6 draw 2141: stored 2026-09-28 [14 15 22 32 37 41 + 1]" in line
+    assert "incoming 2026-09-28 [14 15 22 32 37 40 + 1] from manual:other_A1022141.csv" in line
+    assert "`fcast game ingest loto6 other_A1022141.csv --replace-changed`" in line
+    assert deltaio.current_version(uri) == v
+    r = CliRunner().invoke(game_cli, ["ingest", "loto6", str(other), "--replace-changed"])
+    assert r.exit_code == 0, r.stderr
+    assert "replaced [2141]" in r.stdout
+    assert int(B.read_bronze(uri).set_index("draw_no").loc[2141, "n6"]) == 40
+
+
+# ------------------------------------------------------------------------------------------------ 7. history files
+# `fcast game add --history FILE` reads the file with the ingest parser and runs the ingest's blocking rules before
+# anything is stored: a bad file leaves no game row and no copy; a look-alike (rows of a shipped history) is taken.
+HEADER = "draw_no,draw_date,n1,n2,n3,n4,n5,n6,b1"
+GOOD_ROWS = (embedded_dir() / "loto6.csv").read_text(encoding="utf-8").splitlines()[1:31]  # draws 1..30
+NEW = ["--n-main", "6", "--n-bonus", "1", "--min", "1", "--max", "43"]
+
+
+def _hist(rows: list[str], header: str = HEADER) -> str:
+    return "\n".join([header, *rows]) + "\n"
+
+
+def _edit(line_no: int, col: int, value: str) -> str:
+    """The good rows with one cell changed (line_no counts the header as line 1, col 0 = draw_no)."""
+    rows = [r.split(",") for r in GOOD_ROWS]
+    rows[line_no - 2][col] = value
+    return _hist([",".join(r) for r in rows])
+
+
+def _swap_rows(a: int, b: int) -> list[str]:
+    rows = list(GOOD_ROWS)
+    rows[a], rows[b] = rows[b], rows[a]
+    return rows
+
+
+def _other_bonus(row: str) -> str:
+    """The same draw with another (valid) bonus number."""
+    parts = row.split(",")
+    taken = {int(x) for x in parts[2:]}
+    parts[-1] = str(min(set(range(1, 44)) - taken))
+    return ",".join(parts)
+
+
+BAD_HISTORIES = [
+    ("a passwd file", "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1::/usr/sbin:/usr/sbin/nologin\n",
+     ("line 1 (header)", "lacks columns", "draw_no,draw_date,n1,n2,n3,n4,n5,n6,b1")),
+    ("a number out of range", _edit(4, 8, "99"),
+     ("line 4 (draw 3)", "number_out_of_range", "value=99", "max=43")),
+    ("a number beyond int32", _edit(5, 2, str(2 ** 40)), ("line 5 (draw 4)", "number_out_of_range")),
+    ("a repeated main number", _edit(3, 3, GOOD_ROWS[1].split(",")[2]), ("line 3 (draw 2)", "repeated_main_number")),
+    ("main numbers not ascending", _edit(6, 2, "42"), ("line 6 (draw 5)", "main_not_ascending")),
+    ("a missing number", _edit(7, 4, ""), ("line 7 (draw 6)", "missing_number", "column=n3")),
+    ("dates going back", _edit(8, 1, "1999-01-01"), ("line 8 (draw 7)", "draw_date_not_increasing")),
+    ("a conflicting duplicate draw", _hist([*GOOD_ROWS, _other_bonus(GOOD_ROWS[2])]),
+     (f"line {len(GOOD_ROWS) + 2} (draw 3)", "duplicate_draw_no")),
+    ("a date that is no date", _edit(3, 1, "2000-13-45"), ("line 3 (draw 2)", "draw_date '2000-13-45'")),
+    ("a number that is no number", _edit(9, 5, "x7"), ("line 9 (draw 8)", "column n4 'x7' is not an integer")),
+    ("a draw_no that is no number", _edit(10, 0, "nine"), ("line 10:", "draw_no 'nine' is not an integer")),
+    ("cells beyond the header", _hist([GOOD_ROWS[0] + ",7,8"]), ("line 2:", "more than the header")),
+    ("a header without rows", HEADER + "\n", ("has a header but no draw rows",)),
+    ("an empty file", "", ("is empty",)),
+    ("a binary file", b"\x7fELF\x02\x01\x01\x00\x00\x00garbage\n", ("is a binary file",)),
+    ("neither UTF-8 nor cp932", (HEADER + ",note\n1,2000-10-05,2,8,10,13,27,30,39,café\n").encode("latin-1"),
+     ("is neither UTF-8 nor Shift-JIS (cp932)",)),
+]
+
+
+def _nothing_stored(eng, code: str) -> None:
+    from fcast_assets.lake.sources import user_dir
+
+    with pytest.raises(games.UnknownGameError):
+        games.get_game(eng, code)
+    leftovers = sorted(p.name for p in user_dir().glob(f"*{code}*")) if user_dir().exists() else []
+    assert leftovers == [], leftovers  # no copy, no temporary file
+
+
+@pytest.mark.parametrize("case,body,needles", BAD_HISTORIES, ids=[c for c, _, _ in BAD_HISTORIES])
+def test_game_add_checks_the_history_file_like_ingest(lake_env, tmp_path_factory, case, body, needles):
+    src = tmp_path_factory.mktemp("downloads") / "hist7.csv"  # outside FCAST_HOME: a user's download
+    if isinstance(body, bytes):
+        src.write_bytes(body)
+    else:
+        src.write_text(body, encoding="utf-8")
+    r = _add("hist7", *NEW, "--history", str(src))
+    assert r.exit_code == 1, (r.stdout, r.stderr)
+    line = _one_line(r.stderr)
+    assert line.startswith("error: game 'hist7': history file ") and str(src) in line, line
+    for n in needles:
+        assert n in line, (n, line)
+    assert "nothing was stored" in line and "fcast game add hist7" in line and "Traceback" not in r.output
+    _nothing_stored(lake_env["engine"], "hist7")
+
+
+def test_game_add_history_not_a_file_is_one_line(lake_env, tmp_path):
+    from fcast_assets.cli import main
+
+    r = CliRunner().invoke(main, ["game", "add", "hist7", *NEW, "--history", str(tmp_path)])
+    assert r.exit_code == 2 and _one_line(r.stderr).startswith("error: ") and "is a directory" in r.stderr
+    with pytest.raises(games.HistoryFileError, match="is a directory"):
+        games.check_history_file(GameSpec.from_dict({**default_games()[0], "code": "hist7"}), tmp_path)
+    if Path(os.devnull).exists() and not Path(os.devnull).is_file():  # a character device (not on Windows)
+        r = _add("hist7", *NEW, "--history", os.devnull)
+        assert r.exit_code == 1 and "is not a regular file" in _one_line(r.stderr)
+    _nothing_stored(lake_env["engine"], "hist7")
+
+
+def test_game_add_takes_a_valid_history_and_ingest_reads_it(lake_env, tmp_path_factory):
+    """The look-alikes: the shipped rows (with a draw_no gap, a warning only) as UTF-8 with BOM and CRLF, and as
+    Shift-JIS; stored byte for byte and ingested with no rule error."""
+    from fcast_assets.lake.sources import user_dir
+
+    eng = lake_env["engine"]
+    d = tmp_path_factory.mktemp("downloads")
+    rows = [r for r in GOOD_ROWS if not r.startswith("12,")]  # a gap: warn, not blocking
+    (d / "a.csv").write_bytes(b"\xef\xbb\xbf" + _hist(rows).replace("\n", "\r\n").encode("utf-8"))
+    r = _add("hist7", "--name", "History Seven", *NEW, "--history", str(d / "a.csv"))
+    assert r.exit_code == 0, r.stderr
+    assert "history checked" in r.stdout and not r.stderr.strip()
+    stored = user_dir() / "hist7.csv"
+    assert stored.read_bytes() == (d / "a.csv").read_bytes()
+    spec = games.get_game(eng, "hist7")
+    res = pipeline.ingest_bronze(eng, spec)
+    assert res["row_count"] == len(rows) and res["errors"] == 0 and res["warnings"] >= 1
+    sj = _hist([f"{r},第{r.split(',')[0]}回" for r in GOOD_ROWS], header=HEADER + ",備考")  # an extra column
+    (d / "sj.csv").write_bytes(sj.encode("cp932"))
+    r = _add("hist8", *NEW, "--history", str(d / "sj.csv"))
+    assert r.exit_code == 0, r.stderr
+    assert (user_dir() / "hist8.csv").exists()
+
+
+def test_game_add_update_with_a_bad_history_changes_nothing(lake_env, tmp_path):
+    from fcast_assets.lake.sources import user_dir
+
+    eng = lake_env["engine"]
+    good = tmp_path / "good.csv"
+    good.write_text(_hist(GOOD_ROWS[:10]), encoding="utf-8")
+    assert _add("hist7", *NEW, "--history", str(good)).exit_code == 0
+    before_row, before_file = games.get_game(eng, "hist7"), (user_dir() / "hist7.csv").read_bytes()
+    bad = tmp_path / "bad.csv"
+    bad.write_text(_edit(4, 8, "99"), encoding="utf-8")
+    r = _add("hist7", "--update", "--name", "Renamed", "--history", str(bad))
+    assert r.exit_code == 1
+    line = _one_line(r.stderr)
+    assert "line 4 (draw 3)" in line and "number_out_of_range" in line and "nothing was changed" in line
+    assert "`fcast game add hist7 --update --history FILE`" in line
+    assert games.get_game(eng, "hist7") == before_row  # the name was not changed either
+    assert (user_dir() / "hist7.csv").read_bytes() == before_file
+    assert [p.name for p in user_dir().iterdir()] == ["hist7.csv"]
+    # the fixed file replaces the history
+    good2 = tmp_path / "good2.csv"
+    good2.write_text(_hist(GOOD_ROWS), encoding="utf-8")
+    r = _add("hist7", "--update", "--history", str(good2))
+    assert r.exit_code == 0, r.stderr
+    assert (user_dir() / "hist7.csv").read_bytes() == good2.read_bytes()
+    # per-slot ranges of a default game are the same rules: bingo5's n2 is 6..10
+    b5 = (embedded_dir() / "bingo5.csv").read_text(encoding="utf-8").splitlines()[:6]
+    parts = b5[3].split(",")
+    parts[3] = "12"
+    b5[3] = ",".join(parts)
+    (tmp_path / "b5.csv").write_text("\n".join(b5) + "\n", encoding="utf-8")
+    r = _add("bingo5", "--update", "--history", str(tmp_path / "b5.csv"))
+    assert r.exit_code == 1
+    line = _one_line(r.stderr)
+    assert "line 4 (draw 3)" in line and "number_out_of_range" in line and "min=6, max=10" in line
+    assert not (user_dir() / "bingo5.csv").exists()
+
+
+def test_game_add_history_on_sqlite_and_postgresql(db_url, tmp_path, monkeypatch):
+    from fcast_assets.db.dataset_models import DatasetGame
+    from fcast_assets.db.engine import init_db, make_engine
+    from fcast_assets.lake.sources import user_dir
+
+    for k, v in (("FCAST_HOME", str(tmp_path / "home")), ("FCAST_LAKE", str(tmp_path / "home" / "lake")),
+                 ("FCAST_DB_URL", db_url)):
+        monkeypatch.setenv(k, v)
+    for v in ("FCAST_ENGINE", "FCAST_SCRAPER", "FCAST_CHRONOS_MODEL", "FCAST_TIMESFM_MODEL"):
+        monkeypatch.delenv(v, raising=False)
+    eng = make_engine(db_url)
+    init_db(eng)
+    games.seed_games(eng)
+    with Session(eng) as s:
+        n_games = len(s.exec(select(DatasetGame)).all())
+    bad = tmp_path / "bad.csv"
+    bad.write_text(_edit(3, 3, GOOD_ROWS[1].split(",")[2]), encoding="utf-8")
+    r = _add("hist7", *NEW, "--history", str(bad))
+    assert r.exit_code == 1 and "repeated_main_number" in _one_line(r.stderr)
+    with Session(eng) as s:
+        assert len(s.exec(select(DatasetGame)).all()) == n_games
+    assert not (user_dir() / "hist7.csv").exists()
+    good = tmp_path / "good.csv"
+    good.write_text(_hist(GOOD_ROWS), encoding="utf-8")
+    r = _add("hist7", *NEW, "--history", str(good))
+    assert r.exit_code == 0, r.stderr
+    res = pipeline.ingest_bronze(eng, games.get_game(eng, "hist7"))
+    assert res["row_count"] == len(GOOD_ROWS) and res["errors"] == 0
+    eng.dispose()
+
+
+# ------------------------------------------------------------------------------------------------ 8. train lock
+HOLD = """
+import sys, time
+from fcast_assets import locks
+with locks.hold(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(300)
+"""
+
+
+def test_model_train_refused_by_a_lock_is_one_line_exit_3(lake_env):
+    import subprocess
+    import sys
+
+    import psutil
+
+    from fcast_assets.cli import main
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, "train:loto6/N1"], env=env, cwd=repo,
+                              stdout=subprocess.PIPE, text=True, encoding="utf-8")
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        r = CliRunner().invoke(main, ["model", "train", "--game", "loto6", "--selector", "N1"],
+                               env={"FCAST_LOCK_TIMEOUT": "0", "FCAST_DEBUG": None})
+        assert r.exit_code == 3, (r.stdout, r.stderr)
+        line = _one_line(r.stderr)
+        assert line.startswith("error: train:loto6/N1 is in use by process") and str(holder.pid) in line
+        assert "Nothing was changed" in line and "FCAST_LOCK_TIMEOUT" in line
+        assert "LockBusyError" not in r.output and "Traceback" not in r.output and "model_id" not in r.stdout
+    finally:
+        psutil.Process(holder.pid).kill()
+        holder.wait(timeout=30)

@@ -26,6 +26,8 @@ def test_embedded_data_is_packaged():
     for code in SPECS:
         assert (embedded_dir() / f"{code}.csv").exists()
     assert {p.name for p in FIX.iterdir()} >= {"mizuho_loto6_A1022141.csv", "mizuho_numbers_A1007073.csv",
+                                               "mizuho_miniloto_A1011403.csv", "mizuho_loto7_A1030697.csv",
+                                               "mizuho_bingo5_A1040490.csv",
                                                "mizuho_loto6_result_table_2141.html"}
 
 
@@ -177,3 +179,51 @@ def test_scraper_appends_new_draws_to_bronze(tmp_path: Path, monkeypatch):
         assert s.exec(select(DatasetSource).where(DatasetSource.game_id == spec.game_id)).one().checked_at
     # scraping again finds nothing new (2142 is 404) and writes nothing
     assert pipeline.ingest_bronze(eng, spec, scraper=scraper)["written"] == 0
+
+
+# One official result file per game, in the layout of shared/LOTTERY_SOURCES.md (marker, 第N回 header with the
+# game name and an era date, 支払期間, the number row(s), prize rows, 販売実績額).
+SIX_FILES = {
+    "numbers3": ("mizuho_numbers_A1007073.csv", 7073, date(2026, 9, 17), [1, 8, 8], []),
+    "numbers4": ("mizuho_numbers_A1007073.csv", 7073, date(2026, 9, 17), [6, 9, 1, 6], []),
+    "miniloto": ("mizuho_miniloto_A1011403.csv", 1403, date(2026, 9, 8), [4, 11, 17, 23, 30], [9]),
+    "loto6": ("mizuho_loto6_A1022141.csv", 2141, date(2026, 9, 28), [14, 15, 22, 32, 37, 41], [1]),
+    "loto7": ("mizuho_loto7_A1030697.csv", 697, date(2026, 10, 2), [2, 9, 14, 21, 28, 33, 36], [6, 17]),
+    "bingo5": ("mizuho_bingo5_A1040490.csv", 490, date(2026, 9, 30), [3, 7, 12, 19, 22, 28, 33, 40], []),
+}
+
+
+@pytest.mark.parametrize("code", sorted(SIX_FILES))
+@pytest.mark.parametrize("encoding", ["utf-8", "cp932"])
+def test_result_file_of_each_game(code, encoding):
+    from fcast_assets.lake.bronze import check_rules
+    from fcast_assets.lake.sources import parse_result_bytes
+
+    name, no, day, main, bonus = SIX_FILES[code]
+    spec = SPECS[code]
+    body = (FIX / name).read_bytes().decode("utf-8").encode(encoding)
+    rec = parse_result_bytes(body, spec)
+    assert rec == {"draw_no": no, "draw_date": day, **dict(zip(spec.main_cols, main)),
+                   **dict(zip(spec.bonus_cols, bonus)), "source": "mizuho"}
+    assert check_rules(spec, to_bronze(spec, [rec])) == []  # a valid draw of the game
+    # keyed on the labels: extra lines before the numbers and reordered prize rows change nothing
+    lines = (FIX / name).read_text(encoding="utf-8").splitlines()
+    shifted = lines[:3] + ["お知らせ,この行は追加の行です", ""] + lines[3:][::-1]
+    assert parse_result_csv("\n".join(shifted), spec) == rec
+
+
+@pytest.mark.parametrize("code,other", [("loto7", "bingo5"), ("bingo5", "loto7"), ("miniloto", "loto6"),
+                                        ("loto6", "miniloto"), ("numbers3", "miniloto")])
+def test_result_file_of_another_game_is_refused(code, other):
+    """The 第N回<name> header names the game: a file of another game is one clear ParseError."""
+    text = decode_bytes((FIX / SIX_FILES[other][0]).read_bytes())
+    with pytest.raises(ParseError, match=f"holds .* draw {SIX_FILES[other][1]}, not a {code} draw"):
+        parse_result_csv(text, SPECS[code])
+
+
+def test_bonus_numbers_on_their_own_row():
+    text = decode_bytes((FIX / "mizuho_loto7_A1030697.csv").read_bytes())
+    split = text.replace("本数字,02,09,14,21,28,33,36,ボーナス数字,06,17",
+                         "本数字,02,09,14,21,28,33,36\nボーナス数字,06,17")
+    assert split != text
+    assert parse_result_csv(split, SPECS["loto7"]) == parse_result_csv(text, SPECS["loto7"])

@@ -13,6 +13,7 @@ from typing import Any, Callable
 from sqlalchemy import Engine, insert, select, text, update
 
 from ..db import models as m
+from .process import owner, owner_gone
 from .registry_view import latest_release
 from .runner import Cell, Group, run_groups
 
@@ -92,7 +93,8 @@ def run_matrix(
         adapter = adapter_for(library, engine, release_id, work)
         chosen = adapter.select_models(models)
         adapter.prepare()
-        config = {"models": models, "families": families, "cell_timeout": cell_timeout}
+        close_abandoned_runs(engine)
+        config = {"models": models, "families": families, "cell_timeout": cell_timeout, "owner": owner()}
         with engine.begin() as conn:
             run_id = conn.execute(insert(m.CompatRun.__table__).values(  # type: ignore[attr-defined]
                 release_id=release_id, library=library, workers=workers, config=config,
@@ -126,6 +128,32 @@ def run_matrix(
         rec.flush()
     summary = finalize(engine, run_id, wall=time.perf_counter() - t0)
     return {**summary, "library": library, "version": version, "models": [q.rsplit(".", 1)[1] for q in chosen]}
+
+
+def close_abandoned_runs(engine: Engine) -> list[int]:
+    """Close the compat runs left unfinished by a process that is gone (killed mid-matrix): finished_at and the
+    counts of the cells it did store are set, ``config.abandoned`` says why. Capabilities are not derived from
+    such a partial run; the next run probes every cell again. Runs of live processes are left alone."""
+    t = m.CompatRun.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.c.compat_run_id, t.c.config).where(t.c.finished_at.is_(None))).all()
+    closed = []
+    for r in rows:
+        who = (r.config or {}).get("owner") if isinstance(r.config, dict) else None
+        if not who or not owner_gone(who):
+            continue
+        why = (f"process {who['pid']} is gone (host {who['host']}): the run was killed before it ended; "
+               "closed by the next run")
+        with engine.begin() as conn:
+            counts = dict(conn.execute(text("SELECT status, COUNT(*) FROM compat_result WHERE compat_run_id = :r "
+                                            "GROUP BY status"), {"r": r.compat_run_id}).all())
+            conn.execute(update(t).where(t.c.compat_run_id == r.compat_run_id, t.c.finished_at.is_(None)).values(
+                finished_at=m.utcnow(), config={**r.config, "abandoned": why}, cells_total=sum(counts.values()),
+                cells_ok=counts.get("ok", 0), cells_error=counts.get("error", 0),
+                cells_timeout=counts.get("timeout", 0), cells_skipped=counts.get("skipped", 0),
+                cells_suspect=counts.get("suspect", 0)))
+        closed.append(r.compat_run_id)
+    return closed
 
 
 def finalize(engine: Engine, run_id: int, wall: float | None = None) -> dict[str, Any]:

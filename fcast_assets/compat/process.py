@@ -23,6 +23,9 @@ import logging
 import multiprocessing as mp
 import multiprocessing.util  # noqa: F401 - its atexit hook (joins children) is registered before ours
 import os
+import signal
+import socket
+import sys
 import weakref
 import threading
 import time
@@ -68,6 +71,70 @@ def process_model() -> str:
 
 
 # ------------------------------------------------------------------------------------------------ worker side
+def owner() -> dict[str, Any]:
+    """Who runs this: ``{pid, create_time, host}`` of the current process, stored with a run (a compat_run's
+    config, a plan execution's execution.json) so that the next run can tell a killed one from a live one."""
+    me = psutil.Process()
+    return {"pid": me.pid, "create_time": me.create_time(), "host": socket.gethostname()}
+
+
+def owner_gone(info: dict[str, Any]) -> bool:
+    """True when the process in ``info`` (:func:`owner`) ran on this host and no longer exists (or its pid now
+    belongs to another process, or it is a zombie); False when alive or not judgeable (another host)."""
+    if info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
+        return False
+    pid = info["pid"]
+    if not psutil.pid_exists(pid):
+        return True
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return True
+        created = info.get("create_time")
+        return created is not None and abs(proc.create_time() - float(created)) > 1.0
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:  # pragma: no cover - access denied: it exists
+        return False
+
+
+def die_with_parent(parent: int) -> None:
+    """In a forked probe process (a group, a cell, a miniature run): end together with ``parent``, the process
+    that started it, so that a runner killed mid-matrix leaves no probe processes running cells (and holding
+    memory) for nobody. Linux: the kernel kills this process when its parent dies (PR_SET_PDEATHSIG); a parent
+    already gone ends it now. Elsewhere the pipes do it: a result written to a runner that is gone fails."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - no libc prctl
+            pass
+    if os.getppid() != parent:
+        os._exit(5)
+
+
+def _watch_parent(interval: float = 1.0) -> None:
+    """In a spawned worker (every platform): a daemon thread that ends the worker when the process that started
+    it is gone, even in the middle of a call (a closed pipe only ends it between calls). Not PR_SET_PDEATHSIG:
+    a warm worker outlives the thread that started it."""
+    try:
+        parent = psutil.Process().parent()
+    except psutil.Error:  # pragma: no cover
+        return
+    if parent is None:
+        return
+    who = {"pid": parent.pid, "create_time": parent.create_time(), "host": socket.gethostname()}
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if owner_gone(who):
+                os._exit(5)
+
+    threading.Thread(target=watch, name="fcast-parent-watch", daemon=True).start()
+
+
 def _first_line(e: BaseException) -> str:
     """The first line of an exception's message (at most 500 characters): what a result row keeps."""
     text = str(e).strip()
@@ -77,6 +144,7 @@ def _first_line(e: BaseException) -> str:
 def _worker_main(conn: Any) -> None:
     """A spawned worker: run ``(func, args)`` messages one at a time and send back ``("ok", result)`` or
     ``("raised", "Type: message", traceback)``; ``None`` or a closed pipe (the parent is gone) ends it."""
+    _watch_parent()
     while True:
         try:
             msg = conn.recv()

@@ -33,8 +33,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol
 
-from .process import (START_TIMEOUT_S, SpawnWorker, _first_line, acquire, discard, process_model, release,
-                      wait_ready)
+from .process import (START_TIMEOUT_S, SpawnWorker, _first_line, acquire, die_with_parent, discard, process_model,
+                      release, wait_ready)
 
 log = logging.getLogger(__name__)
 
@@ -137,9 +137,11 @@ def fork_call(fn: Callable[[], dict[str, Any]], timeout: float) -> tuple[dict[st
     result: ``(result, None)``, or ``(None, reason)`` when it overran (``"timeout"``, the child is killed) or died
     without a result (how it exited). The one place the compat runner and the plan miniature run fork."""
     r, w = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # child
         os.close(r)
+        die_with_parent(parent)
         code = 0
         try:
             _write_line(w, fn())
@@ -239,9 +241,13 @@ def _run_groups_fork(
 
     def start(group: Group) -> None:
         r, w = os.pipe()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:
             os.close(r)
+            for other in running:  # the read ends of the other groups' pipes: only the runner may hold them, so
+                os.close(other)    # that a group writing to a runner that is gone fails at once
+            die_with_parent(parent)
             code = 0
             try:
                 _group_process(adapter, group, w, cell_timeout)

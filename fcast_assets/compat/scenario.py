@@ -128,10 +128,15 @@ def futr_df_kind(frame: pd.DataFrame | None, futr_cols: list[str], last_ds: dict
     return "covers"
 
 
+def _num(v: Any, default: int) -> int:
+    """A positive int argument, else ``default``: a wrong type (a string, a list) is the type check's to report."""
+    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else default
+
+
 def points_needed(models: list[dict[str, Any]], method: str, call: dict[str, Any], fit: dict[str, Any]) -> int:
     """Points the shortest series needs for this call (input window + horizon + what is held out)."""
-    h = max(int(m.get("h") or 1) for m in models) if models else 1
-    inp = max(int(m.get("input_size") or 0) for m in models) if models else 0
+    h = max(_num(m.get("h"), 1) for m in models) if models else 1
+    inp = max(_num(m.get("input_size"), 0) for m in models) if models else 0
     need = inp + h
     kw = call if method == "cross_validation" else fit
     val = kw.get("val_size") or 0
@@ -205,7 +210,7 @@ def facts(*, frames: dict[str, Any], freq: Any, model: dict[str, Any], models: l
         "prediction_intervals": isinstance(fit.get("prediction_intervals"), dict),
     }
     if method in CALL_KEYS:
-        trained_h = max(int(m.get("h") or 1) for m in models)
+        trained_h = max(_num(m.get("h"), 1) for m in models)
         h = call.get("h")
         out.update({
             "state": state,

@@ -7,10 +7,12 @@
 from __future__ import annotations
 
 import os
+import time
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
@@ -81,30 +83,57 @@ def get_engine(url: str | None = None) -> Engine:
     return eng
 
 
-def add_missing_columns(engine: Engine) -> list[str]:
+def add_missing_columns(engine: Engine | Connection) -> list[str]:
     """Columns added to a table by a newer fcast (all nullable) are added to a database made by an older one, so
     an existing metadata database keeps working after an upgrade; returns ``table.column`` of what was added."""
-    added = []
-    insp = inspect(engine)
-    existing_tables = set(insp.get_table_names())
+    if isinstance(engine, Connection):
+        return _add_missing_columns(engine)
     with engine.begin() as conn:
-        for table in SQLModel.metadata.sorted_tables:
-            if table.name not in existing_tables:
+        return _add_missing_columns(conn)
+
+
+def _add_missing_columns(conn: Connection) -> list[str]:
+    added = []
+    insp = inspect(conn)
+    existing_tables = set(insp.get_table_names())
+    for table in SQLModel.metadata.sorted_tables:
+        if table.name not in existing_tables:
+            continue
+        have = {c["name"] for c in insp.get_columns(table.name)}
+        for col in table.columns:
+            if col.name in have or not col.nullable or col.primary_key:
                 continue
-            have = {c["name"] for c in insp.get_columns(table.name)}
-            for col in table.columns:
-                if col.name in have or not col.nullable or col.primary_key:
-                    continue
-                ddl = col.type.compile(dialect=engine.dialect)
-                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {ddl}'))
-                added.append(f"{table.name}.{col.name}")
+            ddl = col.type.compile(dialect=conn.dialect)
+            conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {ddl}'))
+            added.append(f"{table.name}.{col.name}")
     return added
 
 
+PG_INIT_LOCK = 0x66636173  # pg_advisory_xact_lock key of init_db ("fcas")
+
+
+def _init(conn: Connection) -> None:
+    SQLModel.metadata.create_all(conn)
+    _add_missing_columns(conn)
+    for stmt in SEARCH_DDL.get(conn.dialect.name, []):
+        conn.execute(text(stmt))
+
+
 def init_db(engine: Engine) -> None:
-    SQLModel.metadata.create_all(engine)
-    add_missing_columns(engine)
-    dialect = engine.dialect.name
-    with engine.begin() as conn:
-        for stmt in SEARCH_DDL.get(dialect, []):
-            conn.execute(text(stmt))
+    """Create the tables, columns and full-text index that are missing. Safe when several processes start at once
+    on an empty database: on PostgreSQL the work runs in one transaction under an advisory lock (the others wait,
+    then find everything there); on SQLite a CREATE that lost the race is retried (the next try sees the table)."""
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_INIT_LOCK})
+            _init(conn)
+        return
+    for attempt in range(5):
+        try:
+            with engine.begin() as conn:
+                _init(conn)
+            return
+        except (OperationalError, ProgrammingError, IntegrityError) as e:
+            if "already exists" not in str(e) or attempt == 4:
+                raise
+            time.sleep(0.05 * (attempt + 1))

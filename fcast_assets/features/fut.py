@@ -54,3 +54,36 @@ def calendar(frame: pd.DataFrame, spec: GameSpec | None = None, special_days: in
         "fut_days_since_prev": since,
         "fut_year_end": year_end.astype(float),
     }, index=frame.index)
+
+
+def jp_holiday_dates(years: Any) -> set[date]:
+    """Japanese public holidays (national holidays, substitute holidays 振替休日 and citizens' holidays 国民の休日)
+    of ``years``, from the maintained ``holidays`` package (not a hand-written list)."""
+    import holidays
+
+    return set(holidays.country_holidays("JP", years=sorted({int(y) for y in years})).keys())
+
+
+def jp_holidays(frame: pd.DataFrame, spec: GameSpec | None = None, max_days: int = 30, **_: Any) -> pd.DataFrame:
+    """fut_jp_holiday (the draw date is a Japanese public holiday, substitute holidays included), fut_jp_holiday_eve
+    (the next day is one), fut_days_to_jp_holiday (days from the draw date to the next holiday strictly after it,
+    capped at ``max_days``). Known for any date, so defined on future rows too."""
+    ds = pd.to_datetime(frame["ds"]).dt.normalize()
+    out = pd.DataFrame({"fut_jp_holiday": np.nan, "fut_jp_holiday_eve": np.nan, "fut_days_to_jp_holiday": np.nan},
+                       index=frame.index)
+    ok = ds.notna()
+    if not ok.any():
+        return out
+    days = ds[ok]
+    lo, hi = days.min(), days.max() + pd.Timedelta(days=int(max_days) + 1)
+    hol = pd.DatetimeIndex(sorted(jp_holiday_dates(range(lo.year, hi.year + 1))))
+    hol_vals = hol.values  # sorted datetime64[ns]
+    out.loc[ok, "fut_jp_holiday"] = days.isin(hol).astype(float).to_numpy()
+    out.loc[ok, "fut_jp_holiday_eve"] = (days + pd.Timedelta(days=1)).isin(hol).astype(float).to_numpy()
+    after = days.to_numpy().astype("datetime64[ns]")
+    idx = np.searchsorted(hol_vals, after, side="right")  # first holiday strictly after the draw date
+    nxt = np.where(idx < len(hol_vals), hol_vals[np.minimum(idx, len(hol_vals) - 1)], np.datetime64("NaT"))
+    gap = (nxt - after).astype("timedelta64[D]").astype("float64")
+    gap = np.where(np.isnan(gap), float(max_days), np.minimum(gap, float(max_days)))
+    out.loc[ok, "fut_days_to_jp_holiday"] = gap
+    return out

@@ -144,43 +144,166 @@ def to_arrow(spec: GameSpec, df: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(df[bronze_schema(spec).names], schema=bronze_schema(spec), preserve_index=False)
 
 
-def ingest(spec: GameSpec, df: pd.DataFrame, uri: str, overwrite_changed: bool = False
-           ) -> dict[str, Any]:
-    """Merge bronze rows into the game's Delta table on draw_no. Idempotent: only new draw_nos (and, with
-    ``overwrite_changed``, draws whose raw_hash changed) are written; an unchanged re-ingest writes nothing.
+def ingest(spec: GameSpec, df: pd.DataFrame, uri: str, overwrite_changed: bool = False,
+           replace: Iterable[int] = ()) -> dict[str, Any]:
+    """Merge bronze rows into the game's Delta table on draw_no. Idempotent: only new draw_nos (and the changed
+    draws listed in ``replace``, or every changed draw with ``overwrite_changed``) are written; an unchanged
+    re-ingest writes nothing.
 
-    A draw already in bronze that arrives with a different hash is a *source disagreement*: it is reported
-    (``changed`` in the result, a ``source_disagreement`` warn issue downstream) and only overwritten on request.
+    A draw already in bronze that arrives with a different hash is *changed*: it is returned in ``changed`` and
+    kept as stored unless it is to be replaced (the caller decides, see :func:`classify_changes`).
     """
     existing = deltaio.read(uri, columns=["draw_no", "raw_hash"])
     known = dict(zip(existing["draw_no"].astype(int), existing["raw_hash"])) if len(existing) else {}
     is_new = ~df["draw_no"].isin(list(known))
     changed_mask = df["draw_no"].map(lambda n: n in known) & (df["draw_no"].map(known) != df["raw_hash"])
     changed = df[changed_mask]
-    to_write = df[is_new | (changed_mask if overwrite_changed else False)]
+    rep = changed_mask if overwrite_changed else (changed_mask & df["draw_no"].isin([int(n) for n in replace]))
+    to_write = df[is_new | rep]
     version = deltaio.current_version(uri)
     metrics: dict[str, Any] = {}
     if len(to_write):
         version, metrics = deltaio.merge_on(uri, to_arrow(spec, to_write), "draw_no")
     return {"version": version, "inserted": int(is_new.sum()), "changed": changed, "written": len(to_write),
-            "merge_metrics": metrics}
+            "replaced": sorted(int(n) for n in df.loc[rep, "draw_no"]), "merge_metrics": metrics}
 
 
-def disagreement_issues(spec: GameSpec, changed: pd.DataFrame, uri: str) -> list[dict[str, Any]]:
-    if changed.empty:
+# ------------------------------------------------------------------------------------------------ changed draws
+def changed_draw_nos(existing: pd.DataFrame, incoming: pd.DataFrame) -> list[int]:
+    """Draw numbers delivered again with a different canonical draw (date or numbers) than the stored one."""
+    if existing.empty or incoming.empty:
         return []
-    cur = deltaio.read(uri).set_index("draw_no")
-    out = []
-    for row in changed.itertuples(index=False):
-        old = cur.loc[int(row.draw_no)]
-        out.append({"unique_id": spec.code, "ds": row.draw_date, "draw_no": int(row.draw_no),
-                    "rule": "source_disagreement", "severity": WARN,
-                    "detail": {"kept": {c: None if pd.isna(old[c]) else int(old[c]) for c in spec.number_cols},
-                               "kept_source": old["source"],
-                               "incoming": {c: None if pd.isna(getattr(row, c)) else int(getattr(row, c))
-                                            for c in spec.number_cols},
-                               "incoming_source": row.source}})
+    known = dict(zip(existing["draw_no"].astype(int), existing["raw_hash"]))
+    return sorted(int(n) for n, h in zip(incoming["draw_no"], incoming["raw_hash"])
+                  if int(n) in known and known[int(n)] != h)
+
+
+def error_draws(issues: Iterable[dict[str, Any]]) -> set[int]:
+    return {int(i["draw_no"]) for i in issues if i["severity"] == ERROR and i.get("draw_no") is not None}
+
+
+def classify_changes(spec: GameSpec, existing: pd.DataFrame, incoming: pd.DataFrame,
+                     dup_issues: list[dict[str, Any]], overwrite_changed: bool = False,
+                     superseded: Optional[dict[int, set[str]]] = None) -> dict[str, list[int]]:
+    """Sort the changed draws (same draw_no, other numbers or date) into
+
+    - ``corrected``: the stored draw fails a blocking rule and the incoming one passes every rule: replaced
+      without any flag (a fixed source un-blocks the game on the next run);
+    - ``replaced``: replaced because the run asked for it (``overwrite_changed`` / ``--replace-changed``);
+    - ``superseded``: the incoming draw is a version that was replaced earlier (a stale copy in a source):
+      the stored draw stays, a warning;
+    - ``conflicts``: anything else: the stored draw stays, a DQ error (nothing replaced silently).
+    """
+    changed = changed_draw_nos(existing, incoming)
+    out: dict[str, list[int]] = {"corrected": [], "replaced": [], "superseded": [], "conflicts": []}
+    if not changed:
+        return out
+    cand = pd.concat([existing[~existing["draw_no"].isin(incoming["draw_no"])][incoming.columns], incoming],
+                     ignore_index=True).sort_values("draw_no").reset_index(drop=True)
+    incoming_bad = error_draws(check_rules(spec, cand)) | error_draws(dup_issues)
+    stored_bad = error_draws(check_rules(spec, existing)) | {int(n) for n in existing.loc[~existing["dq_ok"].astype(bool),
+                                                                                           "draw_no"]}
+    inc_hash = dict(zip(incoming["draw_no"].astype(int), incoming["raw_hash"]))
+    for n in changed:
+        if n in stored_bad and n not in incoming_bad:
+            out["corrected"].append(n)
+        elif overwrite_changed:
+            out["replaced"].append(n)
+        elif superseded and inc_hash[n] in superseded.get(n, set()):
+            out["superseded"].append(n)
+        else:
+            out["conflicts"].append(n)
     return out
+
+
+def _numbers(spec: GameSpec, row: Any) -> dict[str, Any]:
+    get = row.get if isinstance(row, (dict, pd.Series)) else lambda c: getattr(row, c)
+    return {c: None if get(c) is None or pd.isna(get(c)) else int(get(c)) for c in spec.number_cols}
+
+
+def _show(spec: GameSpec, row: Any) -> str:
+    get = row.get if isinstance(row, (dict, pd.Series)) else lambda c: getattr(row, c)
+    nums = _numbers(spec, row)
+    main = " ".join("?" if nums[c] is None else str(nums[c]) for c in spec.main_cols)
+    bonus = " ".join("?" if nums[c] is None else str(nums[c]) for c in spec.bonus_cols)
+    return f"{get('draw_date')} [{main}{' + ' + bonus if bonus else ''}] from {get('source')}"
+
+
+def manual_file(source: Any) -> str:
+    s = str(source or "")
+    return s.split(":", 1)[1] if s.startswith("manual:") else "FILE"
+
+
+def accept_hint(spec: GameSpec, draw_no: int, incoming_source: Any = None) -> str:
+    """What to run to accept an incoming version of a stored draw."""
+    return (f"to accept the incoming draw run `fcast game ingest {spec.code} {manual_file(incoming_source)} "
+            f"--replace-changed` (the result file of draw {draw_no}) or materialize bronze_draws for partition "
+            f"{spec.code} with run config `ops: {{bronze_draws: {{config: {{overwrite_changed: true}}}}}}`; "
+            f"if the stored draw is right, correct the source instead")
+
+
+def fix_hint(spec: GameSpec, source: Any) -> str:
+    """What to run to un-block a game whose stored draw breaks a rule."""
+    s = str(source or "")
+    if s.startswith("embedded:"):
+        where = (f"correct the row in the history file {s.split(':', 1)[1]} (a user copy goes to "
+                 f"$FCAST_HOME/lottery/{spec.code}.csv: `fcast game add {spec.code} --update --history FILE`) "
+                 f"and materialize bronze_draws for partition {spec.code} again")
+    else:
+        where = f"download the draw's result file again and run `fcast game ingest {spec.code} FILE`"
+    return (f"silver stays at its last good version; {where}; a corrected draw that passes every rule replaces "
+            f"the bad one automatically (no overwrite flag needed)")
+
+
+def change_issues(spec: GameSpec, existing: pd.DataFrame, incoming: pd.DataFrame, kinds: dict[str, list[int]]
+                  ) -> list[dict[str, Any]]:
+    """One DQ row per changed draw: conflicts are errors (what differs and what to run), the rest warnings."""
+    if not any(kinds.values()):
+        return []
+    cur = existing.set_index("draw_no")
+    inc = incoming.set_index("draw_no")
+    rule_sev = {"conflicts": ("source_disagreement", ERROR), "corrected": ("corrected_draw", WARN),
+                "replaced": ("replaced_draw", WARN), "superseded": ("superseded_draw", WARN)}
+    out = []
+    for kind, nos in kinds.items():
+        rule, sev = rule_sev[kind]
+        for n in nos:
+            old, new = cur.loc[n], inc.loc[n]
+            old_r = {"draw_date": old["draw_date"], "source": old["source"], **_numbers(spec, old)}
+            new_r = {"draw_date": new["draw_date"], "source": new["source"], **_numbers(spec, new)}
+            head = f"{spec.code} draw {n}: stored {_show(spec, old_r)} vs incoming {_show(spec, new_r)}"
+            msg = {
+                "conflicts": f"{head}; the stored draw is kept, nothing replaced, silver is held back; "
+                             + accept_hint(spec, n, new["source"]),
+                "corrected": f"corrected draw {n}: {head}; the stored draw broke a rule, the incoming one passes "
+                             "every rule and replaced it",
+                "replaced": f"{head}; replaced on request (overwrite_changed)",
+                "superseded": f"{head}; the incoming draw is a version replaced earlier (a stale source); the "
+                              "stored draw is kept",
+            }[kind]
+            out.append({"unique_id": spec.code, "ds": new["draw_date"], "draw_no": int(n), "rule": rule,
+                        "severity": sev,
+                        "detail": {"stored": _numbers(spec, old), "stored_date": str(old["draw_date"]),
+                                   "stored_source": old["source"], "stored_hash": old["raw_hash"],
+                                   "incoming": _numbers(spec, new), "incoming_date": str(new["draw_date"]),
+                                   "incoming_source": new["source"], "incoming_hash": new["raw_hash"],
+                                   "message": msg}})
+    return out
+
+
+def explain_errors(spec: GameSpec, issues: list[dict[str, Any]], bronze: pd.DataFrame) -> list[dict[str, Any]]:
+    """Add a ``message`` (what, where, what to run) to every blocking issue that has none."""
+    src = dict(zip(bronze["draw_no"].astype(int), bronze["source"])) if len(bronze) else {}
+    for i in issues:
+        d = i.setdefault("detail", {})
+        if i["severity"] != ERROR or not isinstance(d, dict) or d.get("message"):
+            continue
+        facts = ", ".join(f"{k}={v}" for k, v in d.items() if k != "action")
+        source = src.get(int(i["draw_no"])) if i.get("draw_no") is not None else None
+        d["message"] = (f"{spec.code} draw {i.get('draw_no')} ({i['unique_id']}) breaks {i['rule']}"
+                        f"{' (' + facts + ')' if facts else ''} in {source or 'the source'}; "
+                        + fix_hint(spec, source))
+    return issues
 
 
 def read_bronze(uri: str, only_ok: bool = False) -> pd.DataFrame:

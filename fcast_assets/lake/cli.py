@@ -5,7 +5,7 @@ The Dagster sensor ``game_partitions_sensor`` turns these row changes into ``gam
 
 from __future__ import annotations
 
-import shutil
+import os
 import sys
 from pathlib import Path
 
@@ -58,7 +58,8 @@ def _fail(msg: str) -> None:
               help="numbers kept in drawn order (like Numbers) or stored ascending (like Loto); new game: --sorted")
 @click.option("--weekdays", default=None, help="comma-separated mon,tue,... (documentation)")
 @click.option("--history", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="draw history CSV (draw_no,draw_date,n1..,b1..) copied to $FCAST_HOME/lottery/CODE.csv")
+              help="draw history CSV (draw_no,draw_date,n1..,b1..), checked like an ingest (parser and blocking rules) "
+                   "and copied to $FCAST_HOME/lottery/CODE.csv; a bad file stores nothing")
 @click.option("--source-url", default=None, help="result-file URL template with {draw_no} for the scraper")
 @click.option("--update", is_flag=True, help="change only the given fields of an existing game")
 def add_cmd(code: str, name: str | None, n_main: int | None, n_bonus: int | None, number_min: int | None,
@@ -67,7 +68,8 @@ def add_cmd(code: str, name: str | None, n_main: int | None, n_bonus: int | None
     """Add a game CODE (a new `game` partition once the sensor runs), or with --update change some of its fields."""
     from dataclasses import replace
 
-    from .games import WEEKDAYS, GameSpec, UnknownGameError, get_game, seed_games, upsert_game
+    from .games import (WEEKDAYS, GameSpec, HistoryFileError, UnknownGameError, check_history_file, get_game,
+                        seed_games, upsert_game, validate_spec)
     from .sources import user_dir
 
     eng = _engine()
@@ -113,14 +115,35 @@ def add_cmd(code: str, name: str | None, n_main: int | None, n_bonus: int | None
             click.echo(f"note: the per-slot ranges of {code} were dropped (the game's numbers changed)")
         spec = replace(old, rules=rules, **given)
     try:
-        gid = upsert_game(eng, spec, source={"url": source_url, "format": "mizuho_csv"} if source_url else None)
+        validate_spec(spec)  # the code is a safe file name and the rules are bounded before the file is read
     except ValueError as e:
         _fail(f"game {code!r}: {e}")
+    data = None
     if history is not None:
-        dest = user_dir() / f"{code}.csv"
+        try:  # same decoding, parser and blocking rules as ingest, before anything is stored
+            data = check_history_file(spec, history)
+        except HistoryFileError as e:
+            redo = f"fcast game add {code} --update --history FILE" if old is not None else \
+                f"fcast game add {code} ... --history FILE"
+            kept = "nothing was changed (game row and stored history kept)" if old is not None else \
+                "nothing was stored (no game row, no file)"
+            _fail(f"game {code!r}: history file {e}; {kept}: fix the file and run `{redo}` again")
+    dest = user_dir() / f"{code}.csv"
+    tmp = dest.with_name(f".{code}.csv.{os.getpid()}.tmp")
+    if data is not None:  # written beside its place, renamed once the game row is saved: never half a file
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(history, dest)
-        click.echo(f"history copied to {dest}")
+        tmp.write_bytes(data)
+    try:
+        gid = upsert_game(eng, spec, source={"url": source_url, "format": "mizuho_csv"} if source_url else None)
+    except ValueError as e:
+        tmp.unlink(missing_ok=True)
+        _fail(f"game {code!r}: {e}")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if data is not None:
+        os.replace(tmp, dest)
+        click.echo(f"history checked ({history}) and copied to {dest}")
     click.echo(f"game {code} saved (game_id {gid}); the game_partitions sensor adds its partition")
 
 
@@ -128,11 +151,16 @@ def add_cmd(code: str, name: str | None, n_main: int | None, n_bonus: int | None
 @click.argument("code")
 @click.argument("files", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def ingest_cmd(code: str, files: tuple[Path, ...]) -> None:
+@click.option("--replace-changed", is_flag=True,
+              help="accept the given version of a draw that bronze already holds with other numbers "
+                   "(default: keep the stored draw and report a DQ error)")
+def ingest_cmd(code: str, files: tuple[Path, ...], replace_changed: bool) -> None:
     """Ingest official result files of game CODE downloaded in a browser (when the site refuses the scraper).
 
     Same parser and checks as the scraper: each file is parsed, the draws are merged into bronze with the
     game's history and checked by its rules (issues in dataset_dq_issue). Nothing is written if a file is bad.
+    A file whose draw differs from the stored one is refused (exit 1, stored draw kept) unless --replace-changed;
+    a stored draw that breaks a rule is replaced by a file version that passes every rule without the flag.
     """
     from .games import UnknownGameError, get_game, seed_games
     from .pipeline import ingest_bronze
@@ -154,14 +182,24 @@ def ingest_cmd(code: str, files: tuple[Path, ...]) -> None:
         history = FileSource().read(spec)
     except FileNotFoundError:
         history = []
-    res = ingest_bronze(eng, spec, records=[*history, *records])
+    res = ingest_bronze(eng, spec, records=[*history, *records], overwrite_changed=replace_changed)
     dup = [i for i in res["issues"] if i["rule"] == "duplicate_draw_no" and i["severity"] == "error"]
+    fixed = f", corrected {res['corrected']}" if res["corrected"] else ""
+    fixed += f", replaced {res['replaced']}" if res["replaced"] else ""
     click.echo(f"{code}: {len(records)} file(s), {res['inserted']} new draw(s), {res['changed']} disagreeing with "
-               f"bronze, {res['errors']} rule error(s), {res['warnings']} warning(s); bronze has "
+               f"bronze{fixed}, {res['errors']} rule error(s), {res['warnings']} warning(s); bronze has "
                f"{res['row_count']} draws (dataset_version {res['dataset_version_id']})")
     if dup:
         _fail(f"{code}: draw(s) {sorted({i['draw_no'] for i in dup})} given twice with different numbers; "
               "kept the first, marked dq_ok=false; ingest one file per draw")
+    errors = [i for i in res["issues"] if i["severity"] == "error"]
+    if errors:
+        conflicts = [i for i in errors if i["rule"] == "source_disagreement"]
+        top = (conflicts or errors)[0]
+        first = top["detail"].get("message") or f"{top['rule']} at draw {top['draw_no']}"
+        more = (f" (+{len(errors) - 1} more error(s) in dataset_dq_issue, dataset_version "
+                f"{res['dataset_version_id']})") if len(errors) > 1 else ""
+        _fail(f"{first}{more}")
 
 
 def _set_active(code: str, active: bool) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 import yaml
 from sqlalchemy import Engine
@@ -246,3 +246,149 @@ def game_sources(engine: Engine, code: str) -> list[DatasetSource]:
         for r in rows:
             s.expunge(r)
         return list(rows)
+
+
+# ------------------------------------------------------------------------------------------------ history files
+MAX_HISTORY_BYTES = 64 * 1024 * 1024  # the shipped histories are < 200 KB; anything this large is the wrong file
+
+
+class HistoryFileError(ValueError):
+    """A draw-history file that ``fcast game add --history`` refuses: one line (what, where, how to fix)."""
+
+
+def _history_fix(spec: GameSpec) -> str:
+    cols = ",".join(["draw_no", "draw_date", *spec.number_cols])
+    return (f"a history file is a CSV with the header {cols} and one draw per line (draw_date as YYYY-MM-DD), "
+            "UTF-8 or Shift-JIS (cp932)")
+
+
+def _locate_bad_row(text: str, spec: GameSpec) -> Optional[str]:
+    """Where :func:`~fcast_assets.lake.sources.parse_history_csv` fails (or ``to_bronze`` would): ``line N: …``."""
+    import csv
+    import io
+    from datetime import date
+
+    reader = csv.DictReader(io.StringIO(text))
+    for row in reader:
+        ln = reader.line_num
+        extra = [v for v in row.get(None) or [] if str(v).strip()]  # type: ignore[call-overload]
+        if extra:
+            return f"line {ln}: {len(extra)} value(s) more than the header has columns ({extra[:3]})"
+        raw_no = row.get("draw_no")
+        if not raw_no:
+            continue
+        try:
+            no = int(raw_no)
+        except ValueError:
+            return f"line {ln}: draw_no {raw_no!r} is not an integer"
+        if not 1 <= no <= 2 ** 63 - 1:
+            return f"line {ln}: draw_no {no} must be a positive 64-bit integer"
+        try:
+            date.fromisoformat(row.get("draw_date") or "")
+        except (TypeError, ValueError):
+            return f"line {ln} (draw {no}): draw_date {row.get('draw_date')!r} is not a date YYYY-MM-DD"
+        for c in spec.number_cols:
+            v = (row.get(c) or "").strip()
+            if v in ("", "NA", "nan"):
+                continue
+            try:
+                n = int(v)
+            except ValueError:
+                return f"line {ln} (draw {no}): column {c} {v!r} is not an integer"
+            if not INT32_MIN <= n <= INT32_MAX:
+                lo, hi = spec.slot_range(c)
+                return (f"line {ln} (draw {no}): breaks number_out_of_range (column {c} value {n} is outside "
+                        f"{lo}..{hi})")
+    return None
+
+
+def check_history_file(spec: GameSpec, path: Path) -> bytes:
+    """Read and check a draw-history file for ``spec`` the way ingest does (same decoding, same parser
+    :func:`~fcast_assets.lake.sources.parse_history_csv`, same rows :func:`~fcast_assets.lake.bronze.to_bronze`
+    and blocking rules :func:`~fcast_assets.lake.bronze.check_rules` + conflicting duplicate draw numbers).
+
+    Returns the file's bytes (what is to be stored: the checked content, not a second read). Raises
+    :class:`HistoryFileError` with one line naming the file, the line / draw and the rule, and how to fix it.
+    """
+    from . import bronze as B
+    from .sources import ParseError, decode_bytes, parse_history_csv
+
+    p = Path(path)
+    if not p.exists():
+        raise HistoryFileError(f"{p} does not exist; give the path of the draw-history CSV")
+    if p.is_dir():
+        raise HistoryFileError(f"{p} is a directory; give the draw-history CSV file inside it")
+    if not p.is_file():
+        raise HistoryFileError(f"{p} is not a regular file (a device, pipe or socket); give a draw-history CSV file")
+    size = p.stat().st_size
+    if size > MAX_HISTORY_BYTES:
+        raise HistoryFileError(f"{p} is {size // (1024 * 1024)} MiB, more than a draw history can be "
+                               f"({MAX_HISTORY_BYTES // (1024 * 1024)} MiB at most); give the right file")
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise HistoryFileError(f"{p} cannot be read ({type(e).__name__}: {e.strerror or e}); check its "
+                               "permissions") from None
+    if not data.strip():
+        raise HistoryFileError(f"{p} is empty; {_history_fix(spec)}")
+    if b"\x00" in data:
+        raise HistoryFileError(f"{p} is a binary file, not CSV text; {_history_fix(spec)}")
+    for enc in ("utf-8-sig", "cp932"):
+        try:
+            data.decode(enc)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        raise HistoryFileError(f"{p} is neither UTF-8 nor Shift-JIS (cp932) text; save it as a UTF-8 CSV")
+    text = decode_bytes(data)  # what FileSource.read does with the stored copy
+    try:
+        records = parse_history_csv(text, spec, source=f"embedded:{spec.code}.csv")
+    except ParseError as e:
+        raise HistoryFileError(f"{p}: line 1 (header): {str(e).split(': ', 1)[-1]}; {_history_fix(spec)}") from None
+    except (ValueError, TypeError) as e:
+        where = _locate_bad_row(text, spec) or f"{type(e).__name__}: {e}"
+        raise HistoryFileError(f"{p}: {where}; {_history_fix(spec)}") from None
+    where = _locate_bad_row(text, spec)  # values ingest would choke on (beyond 32-bit, extra cells)
+    if where:
+        raise HistoryFileError(f"{p}: {where}; correct that line")
+    if not records:
+        raise HistoryFileError(f"{p} has a header but no draw rows; {_history_fix(spec)}")
+    dup_issues: list[dict[str, Any]] = []
+    df = B.to_bronze(spec, records, issues=dup_issues)
+    errors = [i for i in B.check_rules(spec, df) + dup_issues if i["severity"] == B.ERROR]
+    if errors:
+        lines = _draw_lines(text)
+
+        def line_of(i: dict[str, Any]) -> int:  # a conflicting duplicate: the repeat's line
+            seen = lines.get(int(i["draw_no"])) or [0]
+            return seen[-1] if i["rule"] == "duplicate_draw_no" else seen[0]
+
+        first = min(errors, key=line_of)
+        no, ln = int(first["draw_no"]), line_of(first)
+        d = first.get("detail") or {}
+        if first["rule"] == "duplicate_draw_no":
+            facts = "the same draw_no given again with other numbers or date"
+        else:
+            facts = ", ".join(f"{k}={v}" for k, v in d.items() if k != "action")
+        more = f" (+{len(errors) - 1} more error(s))" if len(errors) > 1 else ""
+        raise HistoryFileError(f"{p}: line {ln} (draw {no}): breaks {first['rule']}"
+                               f"{' (' + facts + ')' if facts else ''}{more}; correct that line (one row per "
+                               f"draw_no, numbers within the game's range{', ascending' if spec.main_sorted else ''}"
+                               f"{'' if spec.allow_repeat else ', no repeats'}, dates increasing)")
+    return data
+
+
+def _draw_lines(text: str) -> dict[int, list[int]]:
+    """draw_no -> the line numbers (1 = header) it appears on."""
+    import csv
+    import io
+
+    out: dict[int, list[int]] = {}
+    reader = csv.DictReader(io.StringIO(text))
+    for row in reader:
+        try:
+            out.setdefault(int(row.get("draw_no") or ""), []).append(reader.line_num)
+        except ValueError:
+            continue
+    return out

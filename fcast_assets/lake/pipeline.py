@@ -19,6 +19,7 @@ from . import silver as S
 from . import versions as V
 from .games import GameSpec, game_sources
 from .sources import FileSource, Scraper, iter_records, recorded_disagreements
+from ..locks import locked
 
 
 def bronze_uri(spec: GameSpec, root: Optional[str] = None) -> str:
@@ -48,6 +49,7 @@ def mark_source_checked(engine: Engine, spec: GameSpec, url: str) -> None:
         s.commit()
 
 
+@locked(lambda engine, spec, *a, **k: f"ingest:{spec.code}")  # one ingest of a game at a time (fcast_assets.locks)
 def ingest_bronze(engine: Engine, spec: GameSpec, root: Optional[str] = None,
                   records: Optional[Iterable[dict[str, Any]]] = None, file_source: Optional[FileSource] = None,
                   scraper: Optional[Scraper] = None, overwrite_changed: bool = False,
@@ -55,6 +57,12 @@ def ingest_bronze(engine: Engine, spec: GameSpec, root: Optional[str] = None,
     """Read the game's draws (given records, else files [+ scraper]), check the rules, merge into bronze."""
     uri = bronze_uri(spec, root)
     existing = B.read_bronze(uri)
+    last = V.latest_version(engine, spec, "bronze")
+    if last is not None and last.delta_version is not None and \
+            deltaio.split_versioned_uri(last.lake_uri)[0] == uri and deltaio.current_version(uri) != last.delta_version:
+        # a run killed after its Delta write, before its metadata: compare with what the last recorded run left, so
+        # that this run redoes and records its changes (a correction's DQ rows) instead of finding them in place
+        existing = B.read_bronze(deltaio.versioned_uri(uri, last.delta_version))
     known_max = int(existing["draw_no"].max()) if len(existing) else None
     if records is None:
         records = iter_records(spec, file_source=file_source, scraper=scraper, known_max_draw_no=known_max)
@@ -63,14 +71,23 @@ def ingest_bronze(engine: Engine, spec: GameSpec, root: Optional[str] = None,
     if scraper is not None:
         mark_source_checked(engine, spec, scraper.url_template)
     sources = sorted(incoming["source"].dropna().unique().tolist())
-    # rules are checked on what bronze will hold: existing draws not re-delivered + the incoming ones
-    keep = existing[~existing["draw_no"].isin(incoming["draw_no"])] if len(existing) else existing
-    preview = pd.concat([keep[incoming.columns], incoming], ignore_index=True) if len(keep) else incoming
+    # a re-delivered draw with other numbers: corrected (stored one broke a rule, incoming passes), replaced on
+    # request, a stale copy of a replaced version, or a conflict (DQ error, stored draw kept)
+    kinds = B.classify_changes(spec, existing, incoming, dup_issues, overwrite_changed=overwrite_changed,
+                               superseded=V.superseded_hashes(engine, spec) if len(existing) else None)
+    replace = kinds["corrected"] + kinds["replaced"]
+    # rules are checked on what bronze will hold: stored draws not rewritten + the incoming ones written
+    written = ~incoming["draw_no"].isin(existing["draw_no"]) if len(existing) else incoming["draw_no"].notna()
+    written = written | incoming["draw_no"].isin(replace)
+    keep = existing[~existing["draw_no"].isin(incoming.loc[written, "draw_no"])] if len(existing) else existing
+    preview = pd.concat([keep[incoming.columns], incoming[written]], ignore_index=True) if len(keep) \
+        else incoming[written]
     preview = preview.sort_values("draw_no").reset_index(drop=True)
     incoming = B.mark_dq(incoming, B.check_rules(spec, preview) + dup_issues)
-    res = B.ingest(spec, incoming, uri, overwrite_changed=overwrite_changed)
+    res = B.ingest(spec, incoming, uri, replace=replace)
     final = B.read_bronze(uri)
-    issues = B.check_rules(spec, final) + B.disagreement_issues(spec, res["changed"], uri) + dup_issues
+    issues = B.check_rules(spec, final) + B.change_issues(spec, existing, incoming, kinds) + dup_issues
+    B.explain_errors(spec, issues, final)
     if any(str(x).startswith("embedded") for x in final["source"].dropna().unique()):
         issues += recorded_disagreements(spec.code, set(final["draw_no"].astype(int)))
     vid = V.record_version(
@@ -78,11 +95,12 @@ def ingest_bronze(engine: Engine, spec: GameSpec, root: Optional[str] = None,
         first_draw_date=final["draw_date"].min(), last_draw_date=final["draw_date"].max(),
         first_draw_no=int(final["draw_no"].min()), last_draw_no=int(final["draw_no"].max()),
         lake_uri=uri, delta_version=res["version"], source="+".join(sources), run_id=run_id,
-        stats={"inserted": res["inserted"], "written": res["written"], "changed": len(res["changed"])})
-    V.record_dq_issues(engine, spec, vid, issues)
+        stats={"inserted": res["inserted"], "written": res["written"], "changed": len(res["changed"]),
+               **{k: v for k, v in kinds.items() if v}}, issues=issues)  # version + DQ rows: one transaction
     errors = [i for i in issues if i["severity"] == B.ERROR]
     return {"dataset_version_id": vid, "uri": uri, "delta_version": res["version"], "row_count": len(final),
             "inserted": res["inserted"], "written": res["written"], "changed": len(res["changed"]),
+            "corrected": kinds["corrected"], "replaced": kinds["replaced"], "conflicts": kinds["conflicts"],
             "issues": issues, "errors": len(errors), "warnings": len(issues) - len(errors),
             "first_draw_date": final["draw_date"].min(), "last_draw_date": final["draw_date"].max(),
             "sources": sources}

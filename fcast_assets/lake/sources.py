@@ -105,6 +105,10 @@ def parse_jp_date(text: str) -> date:
 
 _DRAW_NO_RE = re.compile(r"第\s*(\d+)\s*回")
 
+# Game names in the header row of the official files (after NFKC) -> the codes of the default games they hold.
+FILE_GAMES = {"ナンバーズ": ("numbers3", "numbers4"), "ミニロト": ("miniloto",), "ロト6": ("loto6",),
+              "ロト7": ("loto7",), "ビンゴ5": ("bingo5",)}
+
 
 def _record(spec: GameSpec, draw_no: int, draw_date: date, main: list[int], bonus: list[int],
             source: str) -> dict[str, Any]:
@@ -132,6 +136,11 @@ def parse_result_csv(text: str, spec: GameSpec, source: str = SCRAPER_SOURCE) ->
         m = _DRAW_NO_RE.search(r[0])
         if m:
             draw_no = int(m.group(1))
+            name = r[0][m.end():].strip()
+            known = FILE_GAMES.get(name)
+            default_codes = {c for codes in FILE_GAMES.values() for c in codes}
+            if known and spec.code in default_codes and spec.code not in known:
+                raise ParseError(f"the file holds {name} draw {draw_no}, not a {spec.code} draw")
             for c in r[1:]:
                 try:
                     draw_date = parse_jp_date(c)
@@ -143,10 +152,14 @@ def parse_result_csv(text: str, spec: GameSpec, source: str = SCRAPER_SOURCE) ->
         raise ParseError("no 第N回 header row with a draw date")
     main: list[int] | None = None
     bonus: list[int] = []
+    bonus_row: list[int] | None = None
     for r in rows:
         label = r[0]
+        if label.startswith("ボーナス数字") and bonus_row is None:  # a layout with the bonus numbers on their own row
+            bonus_row = [int(c.strip("()")) for c in r[1:] if re.fullmatch(r"\(?\d+\)?", c)]
+            continue
         generic = label.endswith("抽せん数字") and "ナンバーズ" not in label
-        if label in ("本数字", "抽せん数字", "当せん番号") or generic:
+        if main is None and (label in ("本数字", "抽せん数字", "当せん番号") or generic):
             main, bonus = [], []
             target = main
             for c in r[1:]:
@@ -158,14 +171,15 @@ def parse_result_csv(text: str, spec: GameSpec, source: str = SCRAPER_SOURCE) ->
                     target = bonus
                 else:
                     break
-            break
+            continue
         m = re.fullmatch(r"ナンバーズ(\d)抽せん数字", label)
-        if m and int(m.group(1)) == spec.n_main and len(r) > 1:
+        if main is None and m and int(m.group(1)) == spec.n_main and len(r) > 1:
             digits = re.sub(r"\D", "", r[1])
             main = [int(ch) for ch in digits]
-            break
     if main is None:
         raise ParseError(f"no winning-number row for {spec.code}")
+    if not bonus and bonus_row:
+        bonus = bonus_row
     return _record(spec, draw_no, draw_date, main, bonus, source)
 
 

@@ -46,7 +46,8 @@ def record_version(engine: Engine, spec: GameSpec, layer: str, *, source_hash: s
                    first_draw_date: Any, last_draw_date: Any, lake_uri: str, delta_version: Optional[int],
                    first_draw_no: Optional[int] = None, last_draw_no: Optional[int] = None,
                    source: Optional[str] = None, run_id: Optional[str] = None,
-                   stats: Optional[dict] = None) -> int:
+                   stats: Optional[dict] = None, issues: Iterable[dict[str, Any]] = ()) -> int:
+    """One dataset_version row and its DQ rows in one transaction: a process killed in between leaves neither."""
     with Session(engine) as s:
         v = DatasetVersion(game_id=spec.game_id, layer=layer, source_hash=source_hash, row_count=int(row_count),
                            first_draw_date=_d(first_draw_date), last_draw_date=_d(last_draw_date),
@@ -54,6 +55,8 @@ def record_version(engine: Engine, spec: GameSpec, layer: str, *, source_hash: s
                            lake_uri=versioned_uri(lake_uri, delta_version), delta_version=delta_version,
                            source=source, run_id=run_id, stats=json_safe(stats))
         s.add(v)
+        s.flush()
+        _add_dq_issues(s, spec, v.dataset_version_id, issues)  # type: ignore[arg-type]
         s.commit()
         return v.dataset_version_id  # type: ignore[return-value]
 
@@ -69,16 +72,36 @@ def latest_version(engine: Engine, spec: GameSpec, layer: str) -> Optional[Datas
 
 def record_dq_issues(engine: Engine, spec: GameSpec, dataset_version_id: int,
                      issues: Iterable[dict[str, Any]]) -> int:
-    n = 0
     with Session(engine) as s:
-        for i in issues:
-            s.add(DatasetDqIssue(dataset_version_id=dataset_version_id, game_id=spec.game_id,
-                                 unique_id=i["unique_id"], ds=_d(i.get("ds")), draw_no=i.get("draw_no"),
-                                 rule=i["rule"], severity=i.get("severity", "error"),
-                                 detail=json_safe(i.get("detail"))))
-            n += 1
+        n = _add_dq_issues(s, spec, dataset_version_id, issues)
         s.commit()
     return n
+
+
+def _add_dq_issues(s: Session, spec: GameSpec, dataset_version_id: int, issues: Iterable[dict[str, Any]]) -> int:
+    n = 0
+    for i in issues:
+        s.add(DatasetDqIssue(dataset_version_id=dataset_version_id, game_id=spec.game_id,
+                             unique_id=i["unique_id"], ds=_d(i.get("ds")), draw_no=i.get("draw_no"),
+                             rule=i["rule"], severity=i.get("severity", "error"),
+                             detail=json_safe(i.get("detail"))))
+        n += 1
+    return n
+
+
+def superseded_hashes(engine: Engine, spec: GameSpec) -> dict[int, set[str]]:
+    """Per draw_no, the raw_hash of stored versions that a later run replaced (``corrected_draw`` /
+    ``replaced_draw`` DQ rows): a source still delivering one of them is stale, not a new disagreement."""
+    out: dict[int, set[str]] = {}
+    with Session(engine) as s:
+        rows = s.exec(select(DatasetDqIssue).where(DatasetDqIssue.game_id == spec.game_id,
+                                                   DatasetDqIssue.rule.in_(("corrected_draw", "replaced_draw")))  # type: ignore[attr-defined]
+                      ).all()
+        for r in rows:
+            h = (r.detail or {}).get("stored_hash") if isinstance(r.detail, dict) else None
+            if h and r.draw_no is not None:
+                out.setdefault(int(r.draw_no), set()).add(h)
+    return out
 
 
 def dq_issues(engine: Engine, dataset_version_id: int) -> list[DatasetDqIssue]:

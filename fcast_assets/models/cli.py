@@ -18,6 +18,63 @@ def _engine():
     return get_engine(config.db_url())
 
 
+def _fail(msg: str, code: int = 2) -> None:
+    """One clear line on stderr and a non-zero exit (no traceback)."""
+    click.echo(f"error: {msg}", err=True)
+    sys.exit(code)
+
+
+def _game(eng, code: str):  # noqa: ANN001, ANN202
+    from ..lake import games as G
+
+    try:
+        return G.get_game(eng, code)
+    except G.UnknownGameError:
+        _fail(f"unknown game {code!r}; `fcast game list --all` shows the games")
+
+
+def _model(eng, model_id: int):  # noqa: ANN001, ANN202
+    from .train import get_model
+
+    try:
+        return get_model(eng, model_id)
+    except LookupError:
+        _fail(f"no model with id {model_id}; `fcast model list` shows the model ids (train one with "
+              "`fcast model train --game GAME`)")
+
+
+def _artifact_problem(row) -> str | None:  # noqa: ANN001
+    """Why the model's current version cannot be loaded (None when it loads): a missing or corrupt folder."""
+    import os
+
+    if not row.version or not row.artifact_uri:
+        return f"model {row.model_id} has no trained version yet; run `fcast model retrain {row.model_id}`"
+    if not os.path.isdir(row.artifact_uri):
+        return (f"model {row.model_id} version {row.version}: its folder {row.artifact_uri} is missing; run "
+                f"`fcast model retrain {row.model_id}` for a new version")
+    try:
+        from neuralforecast import NeuralForecast
+
+        NeuralForecast.load(row.artifact_uri)
+    except Exception as e:  # noqa: BLE001 - any load failure means the saved model is unusable
+        return (f"model {row.model_id} version {row.version}: the saved model in {row.artifact_uri} cannot be "
+                f"loaded ({type(e).__name__}: {' '.join(str(e).split())[:120]}); it is damaged: run "
+                f"`fcast model retrain {row.model_id}` for a new version")
+    return None
+
+
+def _loaded(eng, model_id: int, fn):  # noqa: ANN001, ANN202
+    """fn(eng, model_id) for a model that exists; a failure caused by an unloadable artifact is said as such."""
+    row = _model(eng, model_id)
+    try:
+        return fn(eng, model_id)
+    except Exception:
+        problem = _artifact_problem(row)
+        if problem:
+            _fail(problem, 1)
+        raise
+
+
 @click.group()
 def model() -> None:
     """Models per game: one per main slot (N1..Nk) plus ALL, trained through validated run plans."""
@@ -31,7 +88,7 @@ def model_selectors(game: str | None) -> None:
     from .selectors import seed_selectors
 
     eng = _engine()
-    specs = [G.get_game(eng, game)] if game else G.list_games(eng, active_only=True)
+    specs = [_game(eng, game)] if game else G.list_games(eng, active_only=True)
     rows = [(s.key, s.game, s.name, ", ".join(s.unique_ids)) for spec in specs for s in seed_selectors(eng, spec)]
     click.echo(tabulate(rows, headers=["partition", "game", "selector", "unique_ids"]))
 
@@ -39,16 +96,21 @@ def model_selectors(game: str | None) -> None:
 @model.command("train")
 @click.option("--game", "game", required=True)
 @click.option("--selector", "selectors", multiple=True, help="N1..Nk or ALL (repeatable; default: all of the game)")
-@click.option("--max-steps", type=int, default=None, help="training steps when the model is (re)registered")
+@click.option("--max-steps", type=click.IntRange(1, 1_000_000), default=None, help="training steps when the model is (re)registered")
 @click.option("--reconfigure", is_flag=True, help="re-choose the model from models.yaml instead of retraining")
 def model_train(game: str, selectors: tuple[str, ...], max_steps: int | None, reconfigure: bool) -> None:
     """Register (first time) and train; afterwards retrain from the registry row."""
-    from ..lake import games as G
+    from ..locks import LockBusyError
     from .selectors import seed_selectors
     from .train import train
 
     eng = _engine()
-    names = list(selectors) or [s.name for s in seed_selectors(eng, G.get_game(eng, game))]
+    known = [s.name for s in seed_selectors(eng, _game(eng, game))]
+    unknown = [n for n in selectors if n not in known]
+    if unknown:
+        _fail(f"unknown selector(s) {unknown} of game {game!r}; its selectors are {', '.join(known)} "
+              f"(`fcast model selectors --game {game}`)")
+    names = list(selectors) or known
     over = {"hyperparams": {"max_steps": max_steps}} if max_steps else None
     rows, failed = [], 0
     with terminal_progress(f"train {game}", unit="model") as bar:
@@ -60,6 +122,13 @@ def model_train(game: str, selectors: tuple[str, ...], max_steps: int | None, re
                 m = r["metrics"].get(r["model"], {})
                 rows.append((r["key"], r["model_id"], r["version"], m.get("mae"), r["beats_baselines"],
                              r["artifact_uri"]))
+            except LockBusyError as e:  # another process trains it: one line and exit 3, like every command
+                if rows:  # the selectors trained before the refusal
+                    click.echo(tabulate(rows, headers=["model", "model_id", "version", "cv mae", "beats baselines",
+                                                       "artifact"]))
+                from ..cli import mask
+
+                _fail(mask(str(e)), 3)
             except Exception as e:  # noqa: BLE001 - reported, the other selectors go on
                 failed += 1
                 rows.append((f"{game}.{n}", "", "", "", f"{type(e).__name__}: {e}"[:200], ""))
@@ -75,8 +144,10 @@ def model_retrain(model_id: int) -> None:
     """A new version from the registry row alone (exogenous lists and hyperparameters as stored)."""
     from .train import MissingFeatureError, retrain
 
+    eng = _engine()
+    _model(eng, model_id)
     try:
-        r = retrain(_engine(), model_id, reason="manual")
+        r = retrain(eng, model_id, reason="manual")
     except MissingFeatureError as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"{r['key']}: version {r['version']} -> {r['artifact_uri']} (beats baselines: {r['beats_baselines']})")
@@ -87,7 +158,7 @@ def model_retrain(model_id: int) -> None:
 def model_predict(model_id: int) -> None:
     from .train import predict
 
-    r = predict(_engine(), model_id)
+    r = _loaded(_engine(), model_id, predict)
     click.echo(tabulate(r["frame"][["unique_id", "draw_no", "step", "y_hat"]], headers="keys", showindex=False))
 
 
@@ -96,7 +167,7 @@ def model_predict(model_id: int) -> None:
 def model_explain(model_id: int) -> None:
     from .xai import explain
 
-    r = explain(_engine(), model_id)
+    r = _loaded(_engine(), model_id, explain)
     click.echo(tabulate(r["importance"], headers="keys", showindex=False, floatfmt=".4f"))
 
 
@@ -106,5 +177,8 @@ def model_list(game: str | None) -> None:
     """The model registry with the current version's CV accuracy against the best baseline."""
     from .evaluation import overview
 
-    df = overview(_engine(), game)
+    eng = _engine()
+    if game:
+        _game(eng, game)
+    df = overview(eng, game)
     click.echo(tabulate(df, headers="keys", showindex=False, floatfmt=".3f") if not df.empty else "no trained model")

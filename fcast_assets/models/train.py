@@ -25,6 +25,7 @@ from sqlalchemy import Engine, text, update
 from sqlmodel import Session, select
 
 from .. import config
+from ..locks import locked
 from ..compat.registry_view import latest_release
 from ..db.feature_models import FeatureMaterialization
 from ..db.model_models import ModelRegistry, ModelVersion
@@ -109,6 +110,8 @@ def clear_leftovers(engine: Engine, final: str) -> list[str]:
         if known is None:
             aside = f"{final}.orphan-{uuid.uuid4().hex[:8]}"
             os.replace(final, aside)
+            with engine.begin() as conn:  # the killed run's artifact row follows its folder (not the next v<n>)
+                conn.execute(update(RunArtifact).where(RunArtifact.uri == final).values(uri=aside))
             log.warning("moved %s (no model_version row points at it: left by a killed run) to %s", final, aside)
             touched.append(aside)
     return touched
@@ -276,6 +279,13 @@ def check_features(engine: Engine, row: ModelRegistry, sel: Selector) -> dict[st
     return data
 
 
+def _train_lock(engine: Engine, model_id: int) -> str:
+    """``train:<game>/<selector>`` of a registered model (fcast_assets.locks)."""
+    sel = selector_by_id(engine, get_model(engine, model_id).selector_id)
+    return f"train:{sel.game}/{sel.name}"
+
+
+@locked(lambda engine, model_id, *a, **k: _train_lock(engine, model_id))  # one training of a selector at a time
 def retrain(engine: Engine, model_id: int, reason: str = "manual", work_root: Optional[str] = None,
             progress: Optional[Callable[[int, int, str], None]] = None) -> dict[str, Any]:
     """Train a new version of a registered model from its registry row alone; the old version is kept."""
@@ -341,6 +351,7 @@ def retrain(engine: Engine, model_id: int, reason: str = "manual", work_root: Op
             "predictions": _artifact(engine, eid, "predictions")}
 
 
+@locked(lambda engine, game, selector, *a, **k: f"train:{game}/{selector}")  # one training of a selector at a time
 def train(engine: Engine, game: str, selector: str, overrides: Optional[dict[str, Any]] = None,
           reconfigure: bool = False, reason: Optional[str] = None, work_root: Optional[str] = None,
           progress: Optional[Callable[[int, int, str], None]] = None) -> dict[str, Any]:

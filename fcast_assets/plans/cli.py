@@ -36,20 +36,31 @@ def plan() -> None:
 
 
 def _read(file: str) -> list:
-    """The plans of FILE, or one clear line naming the file and the problem (exit 2)."""
-    from .loader import read_file
+    """The plans of FILE, or one clear line naming the file, the line / row and the problem (exit 2). A plan that
+    is no plan (a library plans cannot run, params that are not a mapping) or names an object outside the closed
+    table (``__obj__``) is refused here, before anything is stored."""
+    from .loader import PlanFileError, read_file
+    from .safety import value_problems
+    from .validator import plan_shape_problems
 
     try:
-        return read_file(file)
+        plans = read_file(file)
+    except PlanFileError as e:
+        click.echo(f"error: {e}; nothing was loaded", err=True)
+        sys.exit(2)
     except (ValueError, KeyError, TypeError, AttributeError, OSError) as e:
-        click.echo(f"error: {file}: {type(e).__name__}: {e}", err=True)
+        click.echo(f"error: {file}: {type(e).__name__}: {e}; nothing was loaded", err=True)
         sys.exit(2)
-    except Exception as e:  # noqa: BLE001 - yaml / csv parser errors: one line, no traceback
-        mark = getattr(e, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-        what = getattr(e, "problem", None) or (str(e).splitlines()[0] if str(e) else "")
-        click.echo(f"error: {file}{where}: {type(e).__name__}: {what}", err=True)
-        sys.exit(2)
+    for p in plans:
+        problems = [msg for _, msg in plan_shape_problems(p)]
+        for i, st in enumerate(p["steps"]):
+            if isinstance(st.get("params"), dict):
+                problems += [f"step {i} {name}: {msg}" for name, msg in value_problems(st["params"])]
+        if problems:
+            click.echo(f"error: {file}: plan {p['name']!r}: {'; '.join(problems)}; fix the file (objects come only "
+                       "from fcast_assets/compat/objects.yaml); nothing was loaded", err=True)
+            sys.exit(2)
+    return plans
 
 
 ROOT_HELP = "a folder save / load paths and data files may use besides FCAST_HOME (repeatable)"
@@ -96,6 +107,17 @@ def plan_list() -> None:
     click.echo(tabulate(df.fillna("").values.tolist(), headers=list(df.columns)))
 
 
+def _known(engine, names) -> None:  # noqa: ANN001
+    """Unknown plan names: one line listing them and where the stored plans are shown (exit 2)."""
+    from .loader import plan_names
+
+    missing = [n for n in names if n not in set(plan_names(engine))]
+    if missing:
+        click.echo(f"error: no plan {', '.join(repr(n) for n in missing)}: `fcast plan list` shows the stored plans; "
+                   "load one with `fcast plan load FILE`", err=True)
+        sys.exit(2)
+
+
 def _registry_ready(engine, library: str = "neuralforecast") -> None:  # noqa: ANN001
     from ..compat.registry_view import RegistryMissingError, latest_release
 
@@ -125,6 +147,7 @@ def plan_validate(file: str | None, names: tuple[str, ...], roots: tuple[str, ..
         plans = _read(file)
         store_plans(engine, plans)
         names = names or tuple(p["name"] for p in plans)
+    _known(engine, names)
     res = validate_plans(engine, list(names) or None, miniature=False if no_miniature else None,
                          roots=list(roots) or None)
     df = violations_frame(res)
@@ -152,6 +175,7 @@ def plan_run(names: tuple[str, ...], all_: bool, roots: tuple[str, ...], no_mini
 
     engine = _engine()
     _registry_ready(engine)
+    _known(engine, names)
     todo = list(names) or plan_names(engine, enabled_only=not all_)
     kw = {"roots": list(roots) or None, "miniature": False if no_miniature else None}
     with terminal_progress("plan run", unit="plan") as bar:

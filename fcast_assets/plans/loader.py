@@ -68,7 +68,7 @@ def _step(raw: dict[str, Any], library: str) -> dict[str, Any]:
 
 def _plan(raw: dict[str, Any], source: str | None) -> dict[str, Any]:
     if not raw.get("name"):
-        raise ValueError(f"a plan needs a name: {raw}")
+        raise ValueError(f"a plan needs a name (name: my_plan; letters, digits, _ . - ~ : +), got {str(raw)[:80]}")
     from .safety import check_name
 
     check_name(str(raw["name"]))
@@ -84,29 +84,103 @@ def _plan(raw: dict[str, Any], source: str | None) -> dict[str, Any]:
     }
 
 
+class PlanFileError(ValueError):
+    """A plan file that cannot be read as plans: one line naming the file, the line / row and what to fix."""
+
+
+def _csv_plans(path: Path) -> list[dict[str, Any]]:
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise PlanFileError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); save the file as UTF-8") from e
+    except Exception as e:  # noqa: BLE001 - pandas parser errors name the line themselves
+        raise PlanFileError(f"{path}: not a CSV plan file: {' '.join(str(e).split())[:200]}") from e
+    missing = [c for c in ("plan", "method") if c not in df.columns]
+    if missing:
+        raise PlanFileError(f"{path}:1: the header lacks column(s) {missing} (columns: plan, ord, method, params "
+                            f"(JSON) and optionally data, metrics, enabled, expect, description; found "
+                            f"{list(df.columns)})")
+    df["_line"] = range(2, len(df) + 2)  # line of each row in the file (header = line 1)
+
+    def cell(r: Any, col: str, conv: Any = None) -> Any:  # noqa: ANN401
+        v = r[col] if col in r and r[col] != "" else None
+        if v is None or conv is None:
+            return v
+        try:
+            return conv(v)
+        except (ValueError, TypeError) as e:
+            what = "not JSON" if isinstance(e, json.JSONDecodeError) else "not an integer"
+            example = ' (e.g. {"h": 2})' if col == "params" else ' (e.g. ["mae"])' if col == "metrics" else ""
+            raise PlanFileError(f"{path}:{r['_line']}: plan {r['plan']!r}, column {col}: {v[:60]!r} is {what}"
+                                f"{example}; fix that row") from e
+
+    plans = []
+    for name, part in df.groupby("plan", sort=False):
+        if "ord" in part:
+            part = part.assign(_ord=[cell(r, "ord", int) for _, r in part.iterrows()]).sort_values("_ord")
+        first = part.iloc[0]
+        steps = []
+        for _, r in part.iterrows():
+            if not r["method"]:
+                raise PlanFileError(f"{path}:{r['_line']}: plan {name!r}: empty method (a model class such as MLP "
+                                    "or a method such as NeuralForecast.fit)")
+            steps.append({"method": r["method"], "params": cell(r, "params", json.loads) or {}})
+        raw = {"name": name, "data": cell(first, "data"), "metrics": cell(first, "metrics", json.loads),
+               "enabled": cell(first, "enabled", lambda v: v.strip().lower() in ("1", "true", "yes")),
+               "expect": cell(first, "expect"), "description": cell(first, "description"), "steps": steps}
+        try:
+            plans.append(_plan({k: v for k, v in raw.items() if v is not None}, str(path)))
+        except (ValueError, TypeError) as e:
+            raise PlanFileError(f"{path}:{first['_line']}: plan {name!r}: {e}") from e
+    return plans
+
+
+def _yaml_plans(path: Path) -> list[dict[str, Any]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise PlanFileError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); save the file as UTF-8") from e
+    try:
+        doc, node = yaml.safe_load(text), yaml.compose(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        what = getattr(e, "problem", None) or " ".join(str(e).split())[:200]
+        raise PlanFileError(f"{path}{where}: {type(e).__name__}: {what} (not valid YAML: fix the indentation, "
+                            "brackets or quotes there)") from e
+    if isinstance(doc, dict) and isinstance(node, yaml.MappingNode):
+        items = doc.get("plans", [])
+        node = next((v for k, v in node.value if getattr(k, "value", None) == "plans"), None)
+    else:
+        items = doc
+    if not isinstance(items, list):
+        raise PlanFileError(f"{path}: expected a list of plans (or a mapping with `plans:` holding one), found "
+                            f"{type(items).__name__} {str(items)[:40]!r}; see fcast_assets/plans/loader.py")
+    lines = [n.start_mark.line + 1 for n in node.value] if isinstance(node, yaml.SequenceNode) else []
+    plans = []
+    for i, p in enumerate(items):
+        line = f":{lines[i]}" if i < len(lines) else ""
+        if not isinstance(p, dict):
+            raise PlanFileError(f"{path}{line}: plan #{i + 1} is a {type(p).__name__} ({str(p)[:40]!r}), not a "
+                                "mapping with name: and steps:")
+        try:
+            if not isinstance(p.get("steps") or [], list) or not all(isinstance(x, dict) for x in p.get("steps") or []):
+                raise ValueError("steps: must be a list of mappings ({model: MLP, params: {...}} or "
+                                 "{method: NeuralForecast.fit})")
+            plans.append(_plan(p, str(path)))
+        except (ValueError, TypeError, AttributeError) as e:
+            who = f"plan {p['name']!r}" if p.get("name") else f"plan #{i + 1}"
+            raise PlanFileError(f"{path}{line}: {who}: {e}") from e
+    return plans
+
+
 def read_file(path: str | Path) -> list[dict[str, Any]]:
-    """Parse a YAML or CSV plan file into plan dicts (no database)."""
+    """Parse a YAML or CSV plan file into plan dicts (no database). A file that is not plans raises
+    :class:`PlanFileError` naming the file, the line (YAML: the plan's first line; CSV: the row) and the fix."""
     path = Path(path)
     if path.suffix.lower() == ".csv":
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-        plans = []
-        for name, part in df.groupby("plan", sort=False):
-            part = part.sort_values("ord", key=lambda s: s.astype(int)) if "ord" in part else part
-            first = part.iloc[0]
-
-            def opt(col, conv=lambda v: v):  # noqa: ANN001
-                return conv(first[col]) if col in part and first[col] != "" else None
-
-            raw = {"name": name, "data": opt("data"), "metrics": opt("metrics", json.loads),
-                   "enabled": opt("enabled", lambda v: v.strip().lower() in ("1", "true", "yes")),
-                   "expect": opt("expect"), "description": opt("description"),
-                   "steps": [{"method": r["method"], "params": json.loads(r["params"]) if r.get("params") else {}}
-                             for _, r in part.iterrows()]}
-            plans.append(_plan({k: v for k, v in raw.items() if v is not None}, str(path)))
-        return plans
-    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    items = doc.get("plans", []) if isinstance(doc, dict) else doc
-    return [_plan(p, str(path)) for p in items]
+        return _csv_plans(path)
+    return _yaml_plans(path)
 
 
 def _delete_plan_rows(conn, plan_id: int) -> None:  # noqa: ANN001

@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import os
-import socket
 import traceback
 import warnings
 from pathlib import Path
@@ -25,6 +24,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from .. import config
 from ..compat.neuralforecast_adapter import QUIET_TRAINER, decode
+from ..compat.process import owner, owner_gone
 from ..db import run_models as rm
 from ..db.models import utcnow
 from . import data as plan_data
@@ -350,10 +350,7 @@ EXECUTION_FILE = "execution.json"
 
 def _write_owner(work_dir: Path, eid: int) -> None:
     """execution.json in the work folder: which process (pid, its create_time, host) runs the execution."""
-    import psutil
-
-    me = psutil.Process()
-    info = {"execution_id": int(eid), "pid": me.pid, "create_time": me.create_time(), "host": socket.gethostname()}
+    info = {"execution_id": int(eid), **owner()}
     tmp = work_dir / f"{EXECUTION_FILE}.tmp"
     tmp.write_text(json.dumps(info), encoding="utf-8")
     os.replace(tmp, work_dir / EXECUTION_FILE)
@@ -362,23 +359,7 @@ def _write_owner(work_dir: Path, eid: int) -> None:
 def process_gone(info: dict[str, Any]) -> bool:
     """True when the process recorded in ``info`` (execution.json) ran on this host and no longer exists (or its
     pid now belongs to another process, or it is a zombie); False when alive or not judgeable (another host)."""
-    import psutil
-
-    if info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
-        return False
-    pid = info["pid"]
-    if not psutil.pid_exists(pid):
-        return True
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return True
-        created = info.get("create_time")
-        return created is not None and abs(proc.create_time() - float(created)) > 1.0
-    except psutil.NoSuchProcess:
-        return True
-    except psutil.Error:  # pragma: no cover - access denied: it exists
-        return False
+    return owner_gone(info)
 
 
 def reap_dead_executions(engine: Engine) -> list[dict[str, Any]]:

@@ -21,10 +21,14 @@ def scan_and_store(library: str | LibrarySpec, engine: Engine,
     """Scan ``library`` and write it into the registry; returns the write summary plus scan seconds.
 
     Unknown names raise UnknownLibraryError and missing libraries LibraryNotInstalledError, both before
-    anything is written. ``progress(done, total, module)`` follows the module walk (optional).
+    anything is written. ``progress(done, total, module)`` follows the module walk (optional). Scans of the same
+    library are serialised across processes (:mod:`fcast_assets.locks`, ``scan:<library>``).
     """
+    from ..locks import hold
+
     spec = library if isinstance(library, LibrarySpec) else get_library(library)
-    result = scan_library(spec, progress=progress)
-    summary = write_scan(engine, spec, result)
+    with hold(f"scan:{spec.name}"):  # a second scan of the library waits (then stores "unchanged")
+        result = scan_library(spec, progress=progress)
+        summary = write_scan(engine, spec, result)
     return {**summary, "library": spec.name, "version": result.version, "scan_seconds": round(result.seconds, 2),
             "import_failures": result.import_failures}

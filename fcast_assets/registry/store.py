@@ -68,7 +68,20 @@ def _bulk_update(conn: Connection, table, key: str, rows: list[dict[str, Any]]) 
 
 
 def write_scan(engine: Engine, spec: LibrarySpec, result: ScanResult) -> dict[str, Any]:
-    """Store ``result``; returns {release_id, status (created / updated / unchanged), counts, diff}."""
+    """Store ``result``; returns {release_id, status (created / updated / unchanged), counts, diff}.
+
+    Two writers of the same library at once (another host, or a caller without the scan lock) cannot both insert
+    the library / release row: the loser's transaction rolls back on the unique key and is re-run once, re-reading
+    what the winner stored (then "unchanged" or "updated")."""
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        return _write_scan(engine, spec, result)
+    except IntegrityError:
+        return _write_scan(engine, spec, result)
+
+
+def _write_scan(engine: Engine, spec: LibrarySpec, result: ScanResult) -> dict[str, Any]:
     content_hash = _content_hash(result)
     stats = {**result.stats(), "content_hash": content_hash}
     with engine.begin() as conn:

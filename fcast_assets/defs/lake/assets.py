@@ -26,7 +26,7 @@ from fcast_assets.lake import deltaio, plots
 from fcast_assets.lake import games as G
 from fcast_assets.lake import pipeline
 from fcast_assets.lake.silver import engine_name
-from fcast_assets.lake.sources import scraper_enabled
+from fcast_assets.lake.sources import SourceError, scraper_enabled
 
 game_partitions = dg.DynamicPartitionsDefinition(name="game")
 
@@ -37,7 +37,9 @@ class BronzeConfig(dg.Config):
     scrape: Optional[bool] = None
     """Fetch draws newer than the newest known one from the official result files. None: ``FCAST_SCRAPER``."""
     overwrite_changed: bool = False
-    """Overwrite a stored draw when a source delivers different numbers (default: keep it, record an issue)."""
+    """Accept a source's other numbers for a stored draw (default: keep the stored draw and record a
+    ``source_disagreement`` DQ error, which holds silver back). A stored draw that breaks a rule is replaced by a
+    re-delivered version that passes every rule without this flag."""
     max_new: int = 20
 
 
@@ -93,9 +95,14 @@ def bronze_draws(context: dg.AssetExecutionContext, config: BronzeConfig, meta_d
     scraper = pipeline.scraper_for(eng, spec) if scrape else None
     if scrape and scraper is None:
         context.log.warning(f"scraping enabled but {spec.code} has no result-file URL in dataset_source")
-    res = pipeline.ingest_bronze(eng, spec, scraper=scraper, overwrite_changed=config.overwrite_changed,
-                                 run_id=context.run.run_id)
+    try:
+        res = pipeline.ingest_bronze(eng, spec, scraper=scraper, overwrite_changed=config.overwrite_changed,
+                                     run_id=context.run.run_id)
+    except SourceError as e:  # 403 / network: one line, nothing written to the lake
+        raise dg.Failure(description=str(e), metadata={"game": spec.code, "url": e.url}) from None
     context.log.info(f"{spec.code}: {res['row_count']} draws, {res['inserted']} new, {res['errors']} rule errors")
+    for i in [i for i in res["issues"] if i["severity"] == "error"][:5]:
+        context.log.error((i.get("detail") or {}).get("message") or f"{i['rule']} at draw {i['draw_no']}")
     draws = deltaio.read(res["uri"])
     latest = draws.sort_values("draw_no", ascending=False).drop(columns=["raw_hash", "ingested_at"])
     yield dg.MaterializeResult(metadata={

@@ -40,12 +40,14 @@ def bronze_check_result(result: dict) -> dg.AssetCheckResult:
     by_rule: dict[str, int] = {}
     for i in result["issues"]:
         by_rule[f"{i['severity']}:{i['rule']}"] = by_rule.get(f"{i['severity']}:{i['rule']}", 0) + 1
-    sample = "\n".join(f"- draw {i['draw_no']} `{i['unique_id']}` {i['rule']}: {i['detail']}" for i in errors[:20])
+    sample = "\n".join(f"- draw {i['draw_no']} `{i['unique_id']}` {i['rule']}: "
+                       f"{(i['detail'] or {}).get('message') or i['detail']}" for i in errors[:20])
     return dg.AssetCheckResult(
         check_name=BRONZE_RULES, asset_key="bronze_draws", passed=not errors,
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={"errors": len(errors), "warnings": result["warnings"], "by_rule": by_rule,
                   "dataset_version_id": result["dataset_version_id"],
+                  "what_to_run": (errors[0]["detail"] or {}).get("message", "") if errors else "",
                   "sample": dg.MetadataValue.md(sample or "none")},
     )
 
