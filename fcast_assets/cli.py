@@ -170,18 +170,22 @@ def search(query: str, library: str | None, kind: str | None, limit: int) -> Non
 @click.option("--family", "-f", "families", multiple=True, help="method short name or param (repeatable)")
 @click.option("--workers", "-w", default=2, show_default=True)
 @click.option("--timeout", "cell_timeout", default=60.0, show_default=True, help="seconds per cell")
+@click.option("--auto-timeout", "auto_cell_timeout", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="seconds per Auto cell (a hyper-parameter search)  [default: 3 x --timeout]")
 @click.option("--method", default=None, help="show the correspondence table of this method (e.g. predict)")
 @click.option("--param", default=None, help="... and this parameter (e.g. level)")
 @click.option("--rerun", type=int, default=None, help="re-run one cell from its compat_result row (result_id)")
 @click.option("--report", "report", default=None, type=click.Path(), help="write the Markdown report here")
-def compat(run_, library, models, families, workers, cell_timeout, method, param, rerun, report) -> None:
+def compat(run_, library, models, families, workers, cell_timeout, auto_cell_timeout, method, param, rerun,
+           report) -> None:
     """Compatibility matrix: run it, show a (method, param) table, re-run a cell, write the report.
 
-    With --run on a terminal a progress bar (cells done / total, current model) is drawn on stderr."""
+    With --run on a terminal a progress bar (cells done / total, current model) is drawn on stderr. A cell that
+    times out is retried once in a fresh process before it is recorded as a timeout."""
     from pathlib import Path
 
     from .compat.probe import run_matrix
-    from .compat.tables import correspondence, rerun_cell, write_report
+    from .compat.tables import LEGEND, correspondence, rerun_cell, write_report
 
     engine = _engine()
     if not (run_ or rerun or report or (method and param)):
@@ -189,7 +193,8 @@ def compat(run_, library, models, families, workers, cell_timeout, method, param
     if run_:
         with terminal_progress(f"compat {library}", unit="cell") as bar:
             s = run_matrix(engine, library, models=list(models) or None, families=list(families) or None,
-                           workers=workers, cell_timeout=cell_timeout, progress=bar)
+                           workers=workers, cell_timeout=cell_timeout, auto_cell_timeout=auto_cell_timeout,
+                           progress=bar)
         click.echo(f"compat run {s['compat_run_id']}: {s['cells']} cells in {s['wall_seconds']}s "
                    f"({', '.join(f'{k} {v}' for k, v in sorted(s['counts'].items()))}); "
                    f"capability mismatches: {len(s['capability_mismatches'])}")
@@ -209,6 +214,7 @@ def compat(run_, library, models, families, workers, cell_timeout, method, param
         for meth, table in tables:
             click.echo(f"{meth} · {param}")
             click.echo(tabulate(table.reset_index(), headers="keys", showindex=False))
+        click.echo("\n".join(x.replace("**", "") for x in LEGEND))
     if report:
         click.echo(f"wrote {write_report(engine, Path(report), library)}")
 

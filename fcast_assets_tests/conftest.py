@@ -182,3 +182,15 @@ def loto6_trained(tmp_path_factory):
     mp.undo()
     yield {"engine": engine, "url": url, "folder": folder, "env": env, "first": first}
     engine.dispose()
+
+
+def compat_rows(engine, where: str, **params):
+    """compat_result rows (value and context decoded) matching the SQL condition ``where``."""
+    from sqlalchemy import text
+
+    from fcast_assets.db.models import JSONType
+
+    with engine.connect() as conn:
+        return conn.execute(text(f"""SELECT result_id, model, method, param, value, value_label, scenario, status,
+                                     exception_type, message, context FROM compat_result WHERE {where}""")
+                            .columns(value=JSONType, context=JSONType), params).all()

@@ -16,7 +16,7 @@ from fcast_assets.compat.tables import correspondence, rerun_cell
 from fcast_assets.db.models import JSONType
 from fcast_assets.registry import scan_and_store
 
-from .conftest import scanned_db
+from .conftest import compat_rows as cells, scanned_db
 
 MODELS = ["MLP", "NLinear"]
 FAMILIES = ["local_scaler_type", "level", "quantiles", "loss", "futr_exog_list", "hist_exog_list",
@@ -31,11 +31,6 @@ def matrix(tmp_path_factory):
     engine.dispose()
 
 
-def cells(engine, where: str, **params):
-    with engine.connect() as conn:
-        return conn.execute(text(f"""SELECT result_id, model, method, param, value, value_label, scenario, status,
-                                     exception_type, message, context FROM compat_result WHERE {where}""")
-                            .columns(value=JSONType, context=JSONType), params).all()
 
 
 def _tiny(loss=None):
@@ -155,6 +150,14 @@ def test_views_cli_and_rerun(matrix, monkeypatch):
     out = CliRunner().invoke(main, ["compat", "--method", "predict", "--param", "level"])
     assert out.exit_code == 0, out.output
     assert "NeuralForecast.predict · level" in out.output and "✗ AttributeError" in out.output
+    # the message beside the type (view, CLI table) and the legend under the table
+    err = cells(engine, "param = 'level' AND method = 'NeuralForecast.predict' AND status = 'error'")[0]
+    assert any(v == f"error {err.exception_type}: {err.message[:99]}" + ("…" if len(err.message) > 100 else "")
+               for r in view_rows for v in r.values())
+    assert f"✗ {err.exception_type}: {err.message[:40]}" in out.output and "⏱ timeout" in out.output
+    with engine.connect() as conn:
+        config = conn.execute(text("SELECT config FROM compat_run").columns(config=JSONType)).scalars().first()
+    assert config["cell_timeout"] == 90 and config["auto_cell_timeout"] == 270 and config["timeout_retries"] == 1
     bad = cells(engine, "param = 'local_scaler_type' AND status = 'error' AND model LIKE '%.MLP'")[0]
     r = rerun_cell(engine, bad.result_id)
     assert r["reproduced"], r
@@ -226,7 +229,7 @@ def test_statsforecast_and_mlforecast_share_the_tables(tmp_path):
     from fcast_assets.compat.probe import view_name
     engine, _ = scanned_db(tmp_path, "statsforecast", "mlforecast")
     sf = run_matrix(engine, "statsforecast", models=["Naive"], workers=2)
-    mlf = run_matrix(engine, "mlforecast", workers=2)
+    mlf = run_matrix(engine, "mlforecast", models=["LinearRegression", "KNeighborsRegressor"], workers=2)
     assert sf["cells"] > 20 and mlf["cells"] > 40
     lvl = cells(engine, "method = 'StatsForecast.forecast' AND param = 'level' AND value_label = '[120]'")
     assert lvl[0].status == "error" and lvl[0].exception_type == "ValueError"

@@ -60,6 +60,16 @@ class ToyAdapter:
             return ["rows 3 != ids 2 x h 2"]
         if action == "exit":  # SystemExit is not an Exception: the cell's process ends without a result
             sys.exit(5)
+        if action == "hang_once":  # hangs on the first try only: the marker file says a try has begun
+            marker = cell.spec["marker"]
+            if not os.path.exists(marker):
+                with open(marker, "w", encoding="utf-8") as f:
+                    f.write(str(os.getpid()))
+                time.sleep(30)
+            return []
+        if action == "sleep":
+            time.sleep(cell.spec["s"])
+            return []
         raise AssertionError(action)
 
 
@@ -90,7 +100,9 @@ def test_runner_records_every_outcome(mode):
     assert by[("g1", "suspect")][0]["status"] == "suspect"
     assert by[("g1", "mutate")][0]["status"] == "ok"
     hang = by[("g2", "hang")][0]
-    assert hang["status"] == "timeout" and hang["message"] == "no result within 2s"
+    assert hang["status"] == "timeout"
+    assert hang["message"] == "no result within 2s, twice (retried in a fresh process)"
+    assert hang["retry"]["tries"] == 2 and hang["retry"]["first_message"] == "no result within 2s"
     assert by[("g2", "ok")][0]["status"] == "ok"  # after the hang, in a fresh worker (spawn: setup again)
     setup = by[("g3", "ok")]
     assert [r["status"] for r in setup] == ["error", "error"]
@@ -223,3 +235,123 @@ def test_check_forecast_breaches():
     cv = pd.DataFrame({"unique_id": ["a"] * 2, "ds": [3, 4], "cutoff": [2, 2], "M": [1.0, 1.0]})
     assert check_cross_validation(cv, n_ids=1, h=2, n_windows=1, model_names=["M"]) == []
     assert check_cross_validation(cv, n_ids=1, h=2, n_windows=2, model_names=["M"])
+
+
+def test_timed_out_cell_is_retried_once_in_a_fresh_process(mode, tmp_path):
+    """A cell that hangs on its first try and answers on the second is recorded with its real status and the note;
+    one that always hangs is a timeout after two tries; an Auto-named model gets its own, longer timeout."""
+    marker = tmp_path / "tried"
+    once = Cell("toy.Model", "Toy.fit", "x", "once", "once", spec={"do": "hang_once", "marker": str(marker)})
+    slow = {"do": "sleep", "s": 0.9}
+    groups = [Group("g1", "toy.Model", {}, [once, _cell("hang"), _cell("ok")]),
+              Group("auto", "toy.AutoModel", {}, [Cell("toy.AutoModel", "Auto.fit", "x", "slow", "slow", spec=slow)]),
+              Group("plain", "toy.Model", {}, [Cell("toy.Model", "Toy.fit", "x", "slow", "slow", spec=slow)])]
+    results = {}
+    t0 = time.perf_counter()
+    run_groups(ToyAdapter(), groups, workers=2, cell_timeout=0.5,
+               on_result=lambda g, c, r: results.setdefault((g.key, c.value), []).append(r))
+    assert time.perf_counter() - t0 < 20
+    assert all(len(v) == 1 for v in results.values()) and len(results) == 5  # each cell reported once
+    first = int(marker.read_text(encoding="utf-8"))
+    ok = results[("g1", "once")][0]
+    assert ok["status"] == "ok" and ok["exception_type"] is None
+    assert ok["retry"] == {"tries": 2, "first_try": "timeout", "first_message": "no result within 0.5s",
+                           "first_seconds": ok["retry"]["first_seconds"]} and ok["retry"]["first_seconds"] >= 0.5
+    assert ok["message"] == "retried in a fresh process: the first try timed out (no result within 0.5s)"
+    assert not psutil.pid_exists(first) or psutil.Process(first).status() == psutil.STATUS_ZOMBIE  # killed
+    hang = results[("g1", "hang")][0]
+    assert (hang["status"], hang["exception_type"]) == ("timeout", "Timeout")
+    assert hang["message"] == "no result within 0.5s, twice (retried in a fresh process)"
+    assert hang["retry"]["tries"] == 2
+    plain = results[("g1", "ok")][0]  # the look-alike: a cell that answers at once is neither retried nor noted
+    assert plain["status"] == "ok" and "retry" not in plain and plain["message"] is None
+    # 0.9 s: over the cell timeout (0.5 s), under the Auto one (default 3 x 0.5 s)
+    auto = results[("auto", "slow")][0]
+    assert auto["status"] == "ok" and "retry" not in auto
+    slow_plain = results[("plain", "slow")][0]
+    assert slow_plain["status"] == "timeout" and slow_plain["retry"]["tries"] == 2
+
+
+def test_cell_limit_and_retries_setting():
+    from fcast_assets.compat.runner import cell_limit, is_auto
+
+    plain, auto = Cell("lib.models.MLP", "m", "p", 1, "1"), Cell("lib.auto.AutoMLP", "m", "p", 1, "1")
+    assert not is_auto(plain) and is_auto(auto)
+    assert cell_limit(plain, 60) == 60 and cell_limit(auto, 60) == 180 and cell_limit(auto, 60, 500) == 500
+    flagged = Cell("lib.tune.Searcher", "m", "p", 1, "1", spec={"auto": True})  # the adapter's registry flag
+    assert is_auto(flagged) and cell_limit(flagged, 10) == 30
+    assert not is_auto(Cell("lib.AutoMLP", "m", "p", 1, "1", spec={"auto": False}))
+    assert cell_limit(Cell("lib.AutoMLP", "m", "p", 1, "1", spec={"timeout": 20}), 60) == 20  # catalogue value
+
+
+def test_no_retry_when_switched_off(tmp_path):
+    if not hasattr(os, "fork"):
+        pytest.skip("no os.fork on this platform")
+    results = []
+    run_groups(ToyAdapter(), [Group("g", "toy.Model", {}, [_cell("hang")])], workers=1, cell_timeout=0.3,
+               timeout_retries=0, on_result=lambda g, c, r: results.append(r))
+    assert [(r["status"], r["message"], "retry" in r) for r in results] == [("timeout", "no result within 0.3s",
+                                                                             False)]
+
+
+def test_views_and_report_show_the_message_and_the_retry(engine, tmp_path, monkeypatch):
+    """Cells run by the real runner, stored by the real recorder, read through the pivot views, the correspondence
+    table and the Markdown report (SQLite and PostgreSQL): the message is beside the type, the legend on top."""
+    from sqlalchemy import insert, text
+
+    from fcast_assets.compat.probe import _Recorder, finalize, view_name
+    from fcast_assets.compat.tables import LEGEND, correspondence, write_report
+    from fcast_assets.db import models as m
+
+    monkeypatch.setenv("FCAST_PROCESS_MODEL", "fork" if hasattr(os, "fork") else "spawn")
+    with engine.begin() as conn:
+        lib = conn.execute(insert(m.RegistryLibrary.__table__).values(
+            name="toylib", import_name="toylib", dist_name="toylib")).inserted_primary_key[0]
+        rel = conn.execute(insert(m.RegistryRelease.__table__).values(
+            library_id=lib, version="1.0", python_version="3")).inserted_primary_key[0]
+        run_id = conn.execute(insert(m.CompatRun.__table__).values(
+            release_id=rel, library="toylib", started_at=m.utcnow())).inserted_primary_key[0]
+    long = Cell("toy.Model", "Toy.fit", "x", "long", "long | piped", spec={"do": "long"})
+    cells = [_cell("ok"), _cell("raise"), _cell("suspect"), long,
+             Cell("toy.Model", "Toy.fit", "x", "once", "once", spec={"do": "hang_once",
+                                                                   "marker": str(tmp_path / "tried")})]
+    rec = _Recorder(engine, run_id, rel, len(cells), None)
+    run_groups(LongMessageAdapter(), [Group("g", "toy.Model", {}, cells)], workers=1, cell_timeout=0.5,
+               on_result=rec)
+    rec.flush()
+    finalize(engine, run_id)
+    with engine.connect() as conn:
+        row = conn.execute(text(f"SELECT * FROM {view_name('Toy.fit', 'x')}")).mappings().one()
+        retried = dict(conn.execute(text("SELECT value_label, retried FROM compat_cells")).all())
+    assert row["raise"] == "error ValueError: bad value for x"
+    assert row["suspect"] == "suspect: rows 3 != ids 2 x h 2" and row["ok"] == "ok"
+    assert row["long | piped"] == "error ValueError: " + "y" * 99 + "…"  # the first 100 characters
+    assert row["once"].startswith("ok: retried in a fresh process: the first try timed out")
+    assert retried == {"ok": 0, "raise": 0, "suspect": 0, "long | piped": 0, "once": 1}
+    (_, table), = correspondence(engine, "Toy.fit", "x")
+    marks = table.loc["Model"].to_dict()
+    assert marks == {"ok": "✓", "raise": "✗ ValueError: bad value for x", "suspect": "⚠ rows 3 != ids 2 x h 2",
+                     "long | piped": "✗ ValueError: " + "y" * 99 + "…", "once": "✓ ↻"}
+    report = write_report(engine, tmp_path / "r.md", "toylib").read_text(encoding="utf-8")
+    assert all(line in report for line in LEGEND)
+    assert "| ✗ ValueError: bad value for x |" in report and "long \\| piped" in report
+
+
+class LongMessageAdapter(ToyAdapter):
+    def run(self, state, cell):
+        if cell.spec["do"] == "long":
+            raise ValueError("y" * 300 + "\nsecond line")
+        return super().run(state, cell)
+
+
+def test_float_parameter_with_a_whole_default_gets_float_candidates_on_every_database():
+    """SQLite's JSON column gives a default of 2.0 back as 2; the annotation (float) decides the candidates, so
+    SQLite and PostgreSQL plan the same cells. A parameter annotated int keeps its int candidates."""
+    from fcast_assets.compat.candidates import candidates
+
+    as_sqlite = {"type_norm": ["float"], "has_default": True, "default": 2}
+    as_pg = {"type_norm": ["float"], "has_default": True, "default": 2.0}
+    assert candidates(as_sqlite, 10) == candidates(as_pg, 10)
+    assert [v for v, _ in candidates(as_sqlite, 10)] == [2.0, 0.0, -1.0, "x"]
+    ints = candidates({"type_norm": ["int"], "has_default": True, "default": 2}, 10)
+    assert [v for v, _ in ints] == [2, 0, -1, 20, 1.5, "x"]

@@ -309,6 +309,7 @@ def test_fcast_plan_run_bar_on_a_terminal_only(monkeypatch, tmp_path):
 
     monkeypatch.setenv("FCAST_DB_URL", f"sqlite:///{tmp_path / 'meta.db'}")
     monkeypatch.setattr(plan_cli, "_registry_ready", lambda engine: None)
+    monkeypatch.setattr(plan_cli, "_known", lambda engine, names: None)  # the plans exist only in the fake runner
     monkeypatch.setattr(runner, "run_plans", fake_run_plans)
     tty = FakeTTY()
     rc, out = _invoke(["plan", "run", "p_one", "p_two"], monkeypatch, tty)

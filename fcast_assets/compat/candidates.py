@@ -39,6 +39,8 @@ def candidates(param: dict[str, Any], series_len: int, invalid_enum: bool = True
     enums = [e for e in param.get("enums") or [] if e is not None]
     default = param.get("default") if param.get("has_default") else None
     json_default = not (isinstance(default, dict) and "__repr__" in default)
+    if "float" in types and "int" not in types and isinstance(default, int) and not isinstance(default, bool):
+        default = float(default)  # SQLite's JSON gives 2.0 back as 2: the annotation says what it is
     if param.get("has_default") and json_default:
         add(default, "default")
     for e in enums:
@@ -50,7 +52,7 @@ def candidates(param: dict[str, Any], series_len: int, invalid_enum: bool = True
     if "bool" in types or isinstance(default, bool):
         add(True)
         add(False)
-    elif "int" in types or (isinstance(default, int) and not isinstance(default, bool)):
+    elif "int" in types or ("float" not in types and isinstance(default, int) and not isinstance(default, bool)):
         add(0, "zero")
         add(-1, "negative")
         add(series_len * 2, "larger than the series")

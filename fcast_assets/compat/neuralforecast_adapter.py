@@ -96,12 +96,23 @@ def build_data(ds_kind: str = "datetime", exog: tuple[str, ...] = ()) -> dict[st
     df = pd.concat(frames, ignore_index=True)
     keep = ["unique_id", "ds", "y"] + [c for c, k in (("fut_x", "futr"), ("hist_x", "hist")) if k in exog]
     futr_df = pd.concat(futr, ignore_index=True)
+    # two steps more than h per id (the fut_x formula continued): an X_df longer than the horizon
+    more = []
+    for uid, g in futr_df.groupby("unique_id", sort=False):
+        t = np.arange(N_POINTS + H, N_POINTS + H + 2)
+        ds = (pd.date_range(g["ds"].iloc[-1], periods=3, freq="D")[1:] if ds_kind == "datetime"
+              else pd.Series(t + 1, dtype="int64"))
+        more.append(pd.DataFrame({"unique_id": uid, "ds": ds, "fut_x": np.cos(t / 5)}))
+    futr_df_long = pd.concat([futr_df, *more], ignore_index=True).sort_values(["unique_id", "ds"],
+                                                                              ignore_index=True)
     return {
         "df": df[keep],
         "static_df": pd.DataFrame({"unique_id": [f"s{i + 1}" for i in range(N_IDS)], "stat_x": [0.5, 1.5]}),
         "futr_df": futr_df,
         "futr_df_short": futr_df.groupby("unique_id").head(H - 1).reset_index(drop=True),
         "futr_df_extra": futr_df.assign(extra_col=1.0),
+        "futr_df_long": futr_df_long,
+        "futr_df_missing_col": futr_df[["unique_id", "ds"]],
         "last_ds": df.groupby("unique_id")["ds"].max().to_dict(),
         "freq": "D" if ds_kind == "datetime" else 1,
     }
@@ -116,6 +127,10 @@ def decode(value: Any, data: dict[str, Any]) -> Any:
             return build(value, lambda v: decode(v, data))
         if "__data__" in value:
             return data[value["__data__"]]
+        if "__int_keys__" in value:  # a mapping keyed by int (mlforecast lag_transforms): JSON keys are strings
+            return {int(k): decode(v, data) for k, v in value["__int_keys__"].items()}
+        if "__list__" in value:  # a list with a label of its own ({label, __list__})
+            return [decode(v, data) for v in value["__list__"]]
         return {k: decode(v, data) for k, v in value.items() if k != "label"}
     if isinstance(value, list):
         return [decode(v, data) for v in value]
@@ -413,7 +428,8 @@ class NeuralForecastAdapter:
                     kw["num_samples"] = v["num_samples"]
                 if param == "backend" and v in (entry.get("config_for") or {}):
                     kw["config"] = {"__config__": entry["config_for"][v]}
-                spec: dict[str, Any] = {"kind": "auto_fit", "auto_kwargs": kw}
+                # auto: the registry lists it as an Auto class -> the runner's Auto cell timeout (runner.cell_limit)
+                spec: dict[str, Any] = {"kind": "auto_fit", "auto_kwargs": kw, "auto": True}
                 t = (entry.get("timeout") or {}).get(json.dumps(v))
                 if t:
                     spec["timeout"] = t

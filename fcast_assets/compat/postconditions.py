@@ -98,3 +98,28 @@ def check_cross_validation(out: pd.DataFrame | None, *, n_ids: int, h: int, n_wi
         if (out["ds"] <= out["cutoff"]).any():
             breaches.append("ds not after its cutoff")
     return breaches + check_columns(out, model_names=model_names, level=level, quantiles=quantiles)
+
+
+def check_fitted(out: pd.DataFrame | None, *, n_rows: int, model_names: Iterable[str],
+                 level: Iterable[float] | None = None) -> list[str]:
+    """Breaches of in-sample fitted values (statsforecast ``forecast_fitted_values``): one row per input row, the
+    model and interval columns asked for, not all NaN (the first steps of a lag-based model are NaN by nature)."""
+    if out is None or not isinstance(out, pd.DataFrame):
+        return [f"no DataFrame returned ({type(out).__name__})"]
+    df = out.reset_index() if ID not in out.columns and out.index.name == ID else out
+    breaches: list[str] = []
+    if len(df) != n_rows:
+        breaches.append(f"fitted rows {len(df)} != input rows {n_rows}")
+    cols = [c for c in df.columns if c not in NON_FORECAST]
+    missing: list[str] = []
+    for m in model_names:
+        if m not in cols:
+            missing.append(m)
+        for lv in level or []:
+            missing += [c for c in (f"{m}-lo-{_fmt(lv)}", f"{m}-hi-{_fmt(lv)}") if c not in cols]
+    if missing:
+        breaches.append(f"requested columns missing: {', '.join(missing[:6])}")
+    all_nan = [c for c in cols if pd.api.types.is_numeric_dtype(df[c]) and len(df) and df[c].isna().all()]
+    if all_nan:
+        breaches.append(f"fitted values all NaN in {', '.join(all_nan[:4])}")
+    return breaches

@@ -15,12 +15,14 @@ from sqlalchemy import Engine, insert, select, text, update
 from ..db import models as m
 from .process import owner, owner_gone
 from .registry_view import latest_release
-from .runner import Cell, Group, run_groups
+from .runner import AUTO_TIMEOUT_FACTOR, TIMEOUT_RETRIES, Cell, Group, run_groups
 
 ADAPTERS = {
     "neuralforecast": "fcast_assets.compat.neuralforecast_adapter:NeuralForecastAdapter",
     "statsforecast": "fcast_assets.compat.frame_adapter:StatsForecastAdapter",
     "mlforecast": "fcast_assets.compat.frame_adapter:MLForecastAdapter",
+    "utilsforecast": "fcast_assets.compat.function_adapter:UtilsForecastAdapter",
+    "coreforecast": "fcast_assets.compat.function_adapter:CoreForecastAdapter",
 }
 
 Progress = Callable[[int, int, str], None]
@@ -55,6 +57,8 @@ class _Recorder:
                    "stage": res.get("stage", "cell")}
         if res.get("traceback"):
             context["traceback"] = res["traceback"]
+        if res.get("retry"):  # the first try timed out; this row is the retry's outcome (runner.after_retry)
+            context["retry"] = res["retry"]
         self.buffer.append(dict(
             compat_run_id=self.run_id, release_id=self.release_id, model=cell.model, method=cell.method,
             param=cell.param, value=cell.value, value_label=cell.value_label[:500], scenario=cell.scenario,
@@ -84,17 +88,25 @@ def run_matrix(
     families: list[str] | None = None,
     workers: int = 2,
     cell_timeout: float = 60.0,
+    auto_cell_timeout: float | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Probe ``models`` (default: every model the registry lists) and store every cell. Returns a summary."""
+    """Probe ``models`` (default: every model the registry lists) and store every cell. Returns a summary.
+
+    ``cell_timeout``: seconds one try of a cell may take; ``auto_cell_timeout``: the same for Auto cells (a
+    hyper-parameter search; default ``runner.AUTO_TIMEOUT_FACTOR`` × ``cell_timeout``). A cell that times out is
+    run once more in a fresh process before ``timeout`` is recorded."""
     t0 = time.perf_counter()
+    if auto_cell_timeout is None:
+        auto_cell_timeout = AUTO_TIMEOUT_FACTOR * cell_timeout
     release_id, version = latest_release(engine, library)
     with tempfile.TemporaryDirectory(prefix="fcast-compat-") as work:
         adapter = adapter_for(library, engine, release_id, work)
         chosen = adapter.select_models(models)
         adapter.prepare()
         close_abandoned_runs(engine)
-        config = {"models": models, "families": families, "cell_timeout": cell_timeout, "owner": owner()}
+        config = {"models": models, "families": families, "cell_timeout": cell_timeout,
+                  "auto_cell_timeout": auto_cell_timeout, "timeout_retries": TIMEOUT_RETRIES, "owner": owner()}
         with engine.begin() as conn:
             run_id = conn.execute(insert(m.CompatRun.__table__).values(  # type: ignore[attr-defined]
                 release_id=release_id, library=library, workers=workers, config=config,
@@ -102,7 +114,8 @@ def run_matrix(
         # phase 1: calibrate a baseline per model (first input_size whose fit + predict runs)
         calib = adapter.calibration_groups(chosen)
         rec = _Recorder(engine, run_id, release_id, sum(len(g.cells) for g in calib), progress)
-        run_groups(adapter, calib, workers=workers, cell_timeout=cell_timeout, on_result=rec)
+        run_groups(adapter, calib, workers=workers, cell_timeout=cell_timeout, auto_cell_timeout=auto_cell_timeout,
+                   on_result=rec)
         sizes: dict[str, Any] = {}  # model -> the first calibration value (in the adapter's order) that ran
         reasons: dict[str, str] = {}
         outcome = {(c.model, json.dumps(c.value)): r for c, r in rec.results}
@@ -124,7 +137,8 @@ def run_matrix(
             for cell in g.cells:
                 rec(g, cell, {"status": "skipped", "exception_type": None, "seconds": 0.0,
                               "message": f"no baseline configuration runs: {reasons.get(cell.model, '?')}"})
-        run_groups(adapter, groups, workers=workers, cell_timeout=cell_timeout, on_result=rec)
+        run_groups(adapter, groups, workers=workers, cell_timeout=cell_timeout, auto_cell_timeout=auto_cell_timeout,
+                   on_result=rec)
         rec.flush()
     summary = finalize(engine, run_id, wall=time.perf_counter() - t0)
     return {**summary, "library": library, "version": version, "models": [q.rsplit(".", 1)[1] for q in chosen]}
@@ -248,20 +262,37 @@ def view_name(method: str, param: str) -> str:
     return "compat_" + re.sub(r"\W+", "_", f"{prefix}_{param}".lower()).strip("_")
 
 
+MESSAGE_CHARS = 100  # the message a pivot view / report table shows beside the exception type (first line)
+
+
+def _short_message_sql(col: str = "message", n: int = MESSAGE_CHARS) -> str:
+    """SQL (SQLite and PostgreSQL): ``col`` cut to ``n`` characters, '…' marking a cut."""
+    return f"CASE WHEN LENGTH({col}) > {n} THEN SUBSTR({col}, 1, {n - 1}) || '…' ELSE {col} END"
+
+
+def retried_sql(dialect: str, col: str = "context") -> str:
+    """SQL: 1 when the row's context holds ``retry`` (the first try timed out, the row is the retry), else 0."""
+    test = (f"({col} -> 'retry') IS NOT NULL" if dialect == "postgresql"
+            else f"json_extract({col}, '$.retry') IS NOT NULL")
+    return f"CASE WHEN {test} THEN 1 ELSE 0 END"
+
+
 # the newest result of each cell: re-running one model or one cell replaces just those cells in the views
 _LATEST_RESULTS = """(SELECT MAX(result_id) FROM compat_result
                       GROUP BY release_id, model, method, param, scenario, value_label)"""
 
 
 def create_views(engine: Engine) -> list[str]:
-    """One pivot view per (method, param) in the latest run of each release: model × value → status; and
-    ``compat_cells``: every latest cell with its message and scenario facts (why, and under which setup)."""
+    """One pivot view per (method, param) in the latest run of each release: model × value → status, exception
+    type and the first ``MESSAGE_CHARS`` characters of the message (``error ValueError: level must be …``); and
+    ``compat_cells``: every latest cell with its message, scenario facts (why, and under which setup) and
+    ``retried`` (1: the first try timed out, the row is the retry's outcome)."""
     with engine.begin() as conn:
         conn.execute(text("DROP VIEW IF EXISTS compat_cells"))
         conn.execute(text(f"""
             CREATE VIEW compat_cells AS
             SELECT result_id, release_id, model, method, param, value_label, status, exception_type, message,
-                   scenario, scenario_facts, seconds
+                   scenario, scenario_facts, seconds, {retried_sql(engine.dialect.name)} AS retried
             FROM compat_result WHERE result_id IN {_LATEST_RESULTS}"""))
         pairs = conn.execute(text(f"""
             SELECT method, param, value_label FROM compat_result WHERE result_id IN {_LATEST_RESULTS}
@@ -273,8 +304,9 @@ def create_views(engine: Engine) -> list[str]:
         for (method, param), labels in by_pair.items():
             name = view_name(method, param)
             cols = ",\n".join(
-                "MAX(CASE WHEN value_label = '{0}' THEN status || COALESCE(' ' || exception_type, '') END) "
-                "AS \"{1}\"".format(lab.replace("'", "''"), lab.replace('"', "'")[:60]) for lab in labels[:60])
+                "MAX(CASE WHEN value_label = '{0}' THEN status || COALESCE(' ' || exception_type, '') "
+                "|| COALESCE(': ' || {2}, '') END) AS \"{1}\"".format(
+                    lab.replace("'", "''"), lab.replace('"', "'")[:60], _short_message_sql()) for lab in labels[:60])
             conn.execute(text(f"DROP VIEW IF EXISTS {name}"))
             conn.execute(text(f"""
                 CREATE VIEW {name} AS

@@ -13,7 +13,9 @@ argument value against that setup. Two implementations of the same contract (``c
   worker's process tree stopped (psutil) and is ``timeout``; a worker that dies makes its cell ``error``
   (WorkerCrashed); either way the group's remaining cells go on in a fresh worker, which runs the setup again.
 
-In both, ``on_result`` is called in the parent exactly once per cell — never a lost run.
+In both, ``on_result`` is called in the parent exactly once per cell — never a lost run. A cell that times out
+is run once more in a fresh process (fork: a new child of its group process; spawn: a fresh worker, setup again)
+before ``timeout`` is recorded, and Auto cells have a timeout of their own (``cell_limit``, ``after_retry``).
 """
 
 from __future__ import annotations
@@ -165,13 +167,58 @@ def fork_call(fn: Callable[[], dict[str, Any]], timeout: float) -> tuple[dict[st
         return None, _exit_reason(status)
 
 
+AUTO_TIMEOUT_FACTOR = 3.0  # an Auto cell's own timeout, by default: this many times the cell timeout
+TIMEOUT_RETRIES = 1  # a cell that times out runs again, in a fresh process, this many times before it is recorded
+
+
+def is_auto(cell: Cell) -> bool:
+    """An Auto cell (a hyper-parameter search: many fits in one call): ``spec["auto"]`` when the adapter says so
+    (a registry capability), else a model class whose name starts with ``Auto``."""
+    if "auto" in cell.spec:
+        return bool(cell.spec["auto"])
+    return cell.model.rsplit(".", 1)[-1].startswith("Auto")
+
+
+def cell_limit(cell: Cell, cell_timeout: float, auto_cell_timeout: float | None = None) -> float:
+    """The seconds one try of ``cell`` may take: its spec's own ``timeout`` (a catalogue value), else the Auto
+    timeout for an Auto cell (default ``AUTO_TIMEOUT_FACTOR`` × ``cell_timeout``), else ``cell_timeout``."""
+    if cell.spec.get("timeout"):
+        return float(cell.spec["timeout"])
+    if is_auto(cell):
+        return float(auto_cell_timeout if auto_cell_timeout is not None else AUTO_TIMEOUT_FACTOR * cell_timeout)
+    return float(cell_timeout)
+
+
+def _secs(x: float) -> str:
+    return f"{x:.2f}".rstrip("0").rstrip(".")
+
+
+def _timeout_result(limit: float, seconds: float | None) -> dict[str, Any]:
+    return {"status": "timeout", "exception_type": "Timeout", "message": f"no result within {_secs(limit)}s",
+            "seconds": seconds, "warnings": []}
+
+
+def after_retry(first: dict[str, Any], second: dict[str, Any], tries: int = 2) -> dict[str, Any]:
+    """The recorded result of a cell whose first try(s) timed out and that ran again in a fresh process: the last
+    try's status and message, ``retry`` (into the row's context) saying what happened; a timeout again says so in
+    its message, an ok with no message gets the note as its message."""
+    out = dict(second)
+    out["retry"] = {"tries": tries, "first_try": first.get("status"), "first_message": first.get("message"),
+                    "first_seconds": None if first.get("seconds") is None else round(first["seconds"], 3)}
+    if second.get("status") == "timeout" and second.get("exception_type") == "Timeout":
+        again = "twice" if tries == 2 else f"in {tries} tries"
+        out["message"] = f"{second.get('message')}, {again} (retried in a fresh process)"
+    elif not second.get("message"):
+        out["message"] = f"retried in a fresh process: the first try timed out ({first.get('message')})"
+    return out
+
+
 def run_cell_isolated(adapter: Adapter, state: Any, cell: Cell, timeout: float) -> dict[str, Any]:
     """Fork a child for one cell; a crash or a hang becomes an error / timeout result."""
     t0 = time.perf_counter()
     res, reason = fork_call(lambda: execute_cell(adapter, state, cell), timeout)
     if reason == "timeout":
-        return {"status": "timeout", "exception_type": "Timeout", "message": f"no result within {timeout:.0f}s",
-                "seconds": time.perf_counter() - t0, "warnings": []}
+        return _timeout_result(timeout, time.perf_counter() - t0)
     if res is None:
         return {"status": "error", "exception_type": "WorkerCrashed",
                 "message": f"cell process {reason} without a result",
@@ -179,8 +226,10 @@ def run_cell_isolated(adapter: Adapter, state: Any, cell: Cell, timeout: float) 
     return res
 
 
-def _group_process(adapter: Adapter, group: Group, fd: int, cell_timeout: float) -> None:
-    """Body of a forked group process: setup once, then one forked child per cell."""
+def _group_process(adapter: Adapter, group: Group, fd: int, cell_timeout: float,
+                   auto_cell_timeout: float | None = None, retries: int = TIMEOUT_RETRIES) -> None:
+    """Body of a forked group process: setup once, then one forked child per cell (a cell that times out: up to
+    ``retries`` more children, each forked from the same set-up state)."""
     t0 = time.perf_counter()
     try:
         with warnings.catch_warnings():
@@ -195,7 +244,14 @@ def _group_process(adapter: Adapter, group: Group, fd: int, cell_timeout: float)
         return
     setup_s = time.perf_counter() - t0
     for i, cell in enumerate(group.cells):
-        res = run_cell_isolated(adapter, state, cell, float(cell.spec.get("timeout") or cell_timeout))
+        limit = cell_limit(cell, cell_timeout, auto_cell_timeout)
+        res = first = run_cell_isolated(adapter, state, cell, limit)
+        tries = 1
+        while res["status"] == "timeout" and tries <= retries:
+            res = run_cell_isolated(adapter, state, cell, limit)
+            tries += 1
+        if tries > 1:
+            res = after_retry(first, res, tries)
         res.update(i=i, setup_seconds=round(setup_s, 3))
         _write_line(fd, res)
 
@@ -217,13 +273,19 @@ def run_groups(
     workers: int = 2,
     cell_timeout: float = 60.0,
     setup_timeout: float = 120.0,
+    auto_cell_timeout: float | None = None,
+    timeout_retries: int = TIMEOUT_RETRIES,
     on_result: Callable[[Group, Cell, dict[str, Any]], None],
 ) -> None:
     """Run every cell of every group; ``on_result`` is called in this process once for each cell as it finishes.
-    Fork or spawn per ``compat.process.process_model()`` (same statuses either way)."""
+    Fork or spawn per ``compat.process.process_model()`` (same statuses either way).
+
+    One try of a cell may take :func:`cell_limit` seconds (``auto_cell_timeout`` for Auto cells, default
+    ``AUTO_TIMEOUT_FACTOR`` × ``cell_timeout``); a cell that times out runs again in a fresh process, up to
+    ``timeout_retries`` times, before ``timeout`` is recorded (:func:`after_retry`: the result says so)."""
     impl = _run_groups_spawn if process_model() == "spawn" else _run_groups_fork
     impl(adapter, groups, workers=workers, cell_timeout=cell_timeout, setup_timeout=setup_timeout,
-         on_result=on_result)
+         auto_cell_timeout=auto_cell_timeout, retries=max(0, int(timeout_retries)), on_result=on_result)
 
 
 def _run_groups_fork(
@@ -233,6 +295,8 @@ def _run_groups_fork(
     workers: int,
     cell_timeout: float,
     setup_timeout: float,
+    auto_cell_timeout: float | None = None,
+    retries: int = TIMEOUT_RETRIES,
     on_result: Callable[[Group, Cell, dict[str, Any]], None],
 ) -> None:
     pending: Iterator[Group] = iter(groups)
@@ -250,13 +314,14 @@ def _run_groups_fork(
             die_with_parent(parent)
             code = 0
             try:
-                _group_process(adapter, group, w, cell_timeout)
+                _group_process(adapter, group, w, cell_timeout, auto_cell_timeout, retries)
             except BaseException:  # noqa: BLE001
                 code = 4
             finally:
                 os._exit(code)
         os.close(w)
-        deadline = time.monotonic() + setup_timeout + cell_timeout * max(1, len(group.cells)) + 5
+        budget = sum(cell_limit(c, cell_timeout, auto_cell_timeout) for c in group.cells) * (1 + retries)
+        deadline = time.monotonic() + setup_timeout + max(budget, cell_timeout) + 5
         running[r] = _Running(group, pid, r, deadline)
         sel.register(r, selectors.EVENT_READ)
 
@@ -415,6 +480,8 @@ def _run_groups_spawn(
     workers: int,
     cell_timeout: float,
     setup_timeout: float,
+    auto_cell_timeout: float | None = None,
+    retries: int = TIMEOUT_RETRIES,
     on_result: Callable[[Group, Cell, dict[str, Any]], None],
 ) -> None:
     try:
@@ -425,9 +492,16 @@ def _run_groups_spawn(
                         "class), or set FCAST_PROCESS_MODEL=fork where the platform has fork") from e
     tasks: deque[tuple[Group, int]] = deque((g, 0) for g in groups if g.cells)
     slots: list[_Slot] = []
+    timed_out: dict[tuple[int, int], tuple[dict[str, Any], int]] = {}  # (group, cell) -> first result, tries
 
     def report(group: Group, i: int, res: dict[str, Any]) -> None:
+        first = timed_out.pop((id(group), i), None)
+        if first is not None:  # the retry of a cell that timed out, whatever became of it
+            res = after_retry(first[0], res, first[1] + 1)
         on_result(group, group.cells[i], res)
+
+    def limit_of(group: Group, i: int) -> float:
+        return cell_limit(group.cells[i], cell_timeout, auto_cell_timeout)
 
     def report_rest(group: Group, start: int, res: dict[str, Any]) -> None:
         for i in range(start, len(group.cells)):
@@ -500,7 +574,7 @@ def _run_groups_spawn(
         if phase == "setup":
             if kind == "ok" and got[1]["ok"]:
                 slot.setup_s = got[1]["seconds"]
-                send(slot, "cell", _w_cell, (slot.i,), float(group.cells[slot.i].spec.get("timeout") or cell_timeout))
+                send(slot, "cell", _w_cell, (slot.i,), limit_of(group, slot.i))
                 return
             if kind == "ok":  # the setup raised: every cell records it, the worker is fine
                 out = got[1]
@@ -524,8 +598,14 @@ def _run_groups_spawn(
         if kind == "ok":
             res = got[1]
         elif kind == "timeout":
-            res = {"status": "timeout", "exception_type": "Timeout", "message": f"no result within {slot.limit:.0f}s",
-                   "seconds": elapsed, "warnings": []}
+            res = _timeout_result(slot.limit, elapsed)
+            first = timed_out.get((id(group), i))
+            tries = 1 if first is None else first[1] + 1
+            if tries <= retries:  # once more in a fresh worker (setup again), before the group's next cell
+                timed_out[(id(group), i)] = (res if first is None else first[0], tries)
+                tasks.appendleft((group, i))
+                replace(slot)
+                return
         else:
             how = got[1] if kind == "died" else f"raised {got[1]}"
             res = {"status": "error", "exception_type": "WorkerCrashed",
@@ -535,7 +615,7 @@ def _run_groups_spawn(
         if kind in ("ok", "raised"):  # the worker is healthy: the group's next cell, or the next task
             if i + 1 < len(group.cells):
                 slot.i = i + 1
-                send(slot, "cell", _w_cell, (slot.i,), float(group.cells[slot.i].spec.get("timeout") or cell_timeout))
+                send(slot, "cell", _w_cell, (slot.i,), limit_of(group, slot.i))
             else:
                 advance(slot)
             return

@@ -11,15 +11,40 @@ import pandas as pd
 from sqlalchemy import Engine, insert, text
 
 from ..db import models as m
-from .probe import _LATEST_RESULTS, _Recorder, adapter_for, finalize
+from .probe import _LATEST_RESULTS, MESSAGE_CHARS, _Recorder, adapter_for, finalize, retried_sql
 from .runner import Cell, Group, run_groups
 from .scenario import describe as describe_facts
 
 MARK = {"ok": "✓", "error": "✗", "timeout": "⏱", "skipped": "–", "suspect": "⚠"}
+RETRIED = "↻"
+
+LEGEND = [
+    "✓ **ok** — ran, and the output passed the post-conditions;",
+    "✗ **error** — the library raised: exception type, then the first line of its message;",
+    "⚠ **suspect** — ran, but the output broke a post-condition (dates off the freq grid or not after the last "
+    "ds, rows ≠ ids × h, interval / quantile columns missing, NaN forecasts): the breach is the message;",
+    "⏱ **timeout** — no result within the cell's timeout (Auto classes have a longer one of their own), twice: "
+    "a cell that times out is retried once in a fresh process before it is recorded;",
+    "– **skipped** — not run: the message says why (e.g. no baseline configuration runs for the model);",
+    f"{RETRIED} — the first try timed out and the mark is the retry's outcome.",
+]
 
 
-def _mark(status: str, exc: str | None) -> str:
-    return MARK.get(status, status) + (f" {exc}" if exc and status in ("error", "timeout") else "")
+def short_message(msg: Any, n: int = MESSAGE_CHARS) -> str:
+    """The first line of ``msg``, whitespace collapsed, cut to ``n`` characters ('…' marks a cut)."""
+    if not isinstance(msg, str) or not msg.strip():
+        return ""
+    line = " ".join(msg.strip().splitlines()[0].split())
+    return line if len(line) <= n else line[: n - 1] + "…"
+
+
+def _mark(status: str, exc: str | None, message: Any = None, retried: Any = False) -> str:
+    """``✗ ValueError: first line of the message``; ok cells show the mark alone (``✓``, ``✓ ↻`` if retried)."""
+    out = MARK.get(status, status) + (f" {RETRIED}" if retried else "")
+    msg = "" if status == "ok" else short_message(message)
+    if exc and status in ("error", "timeout"):
+        return f"{out} {exc}: {msg}" if msg else f"{out} {exc}"
+    return f"{out} {msg}" if msg else out
 
 
 def resolve_methods(engine: Engine, method: str) -> list[str]:
@@ -36,7 +61,8 @@ def latest_results(engine: Engine, method: str | None = None, param: str | None 
                    library: str | None = None) -> pd.DataFrame:
     sql = f"""
         SELECT c.result_id, l.name AS library, c.model, c.method, c.param, c.scenario, c.value_label, c.status,
-               c.exception_type, c.message, c.seconds, c.scenario_facts
+               c.exception_type, c.message, c.seconds, c.scenario_facts,
+               {retried_sql(engine.dialect.name, 'c.context')} AS retried
         FROM compat_result c JOIN registry_release r ON r.release_id = c.release_id
         JOIN registry_library l ON l.library_id = r.library_id
         WHERE c.result_id IN {_LATEST_RESULTS}"""
@@ -61,14 +87,25 @@ def scenario_lines(part: pd.DataFrame) -> list[str]:
 
 
 def pivot(df: pd.DataFrame) -> pd.DataFrame:
-    """model (+ scenario) × value_label → mark, columns in first-seen order."""
+    """model (+ scenario) × value_label → mark (with the exception type and the first line of the message),
+    columns in first-seen order."""
     if df.empty:
         return df
+    msgs = df["message"] if "message" in df else [None] * len(df)
+    retried = df["retried"] if "retried" in df else [0] * len(df)
     df = df.assign(model=df["model"].str.rsplit(".", n=1).str[-1],
-                   mark=[_mark(s, e) for s, e in zip(df["status"], df["exception_type"])])
+                   mark=[_mark(s, e, msg, bool(r) if pd.notna(r) else False)
+                         for s, e, msg, r in zip(df["status"], df["exception_type"], msgs, retried)])
     index = ["model"] + (["scenario"] if df["scenario"].nunique() > 1 else [])
     out = df.pivot_table(index=index, columns="value_label", values="mark", aggfunc="first", sort=False)
     return out[list(dict.fromkeys(df["value_label"]))].fillna("")
+
+
+def _markdown(table: pd.DataFrame) -> str:
+    """A pivot as a Markdown table: '|' in a message or a value label escaped so it stays in its cell."""
+    esc = lambda x: x.replace("|", "\\|") if isinstance(x, str) else x  # noqa: E731
+    table = table.map(esc).rename(columns=esc, index=esc) if not table.empty else table
+    return table.to_markdown()
 
 
 def correspondence(engine: Engine, method: str, param: str, library: str | None = None) -> list[tuple[str, pd.DataFrame]]:
@@ -89,13 +126,12 @@ def write_report(engine: Engine, path: Path, library: str | None = None) -> Path
     """Markdown report: one correspondence table per (method, param), then the declared vs observed list."""
     df = latest_results(engine, library=library)
     lines = [f"# Compatibility matrix{' — ' + library if library else ''}", "",
-             "Every cell was executed against the installed library on tiny synthetic data. "
-             "✓ ok · ✗ error (exception type) · ⚠ suspect (ran, but the output broke a post-condition) · "
-             "⏱ timeout · – skipped.", ""]
+             "Every cell was executed against the installed library on tiny synthetic data. Legend:", "",
+             *[f"- {x}" for x in LEGEND], ""]
     counts = df["status"].value_counts().to_dict() if not df.empty else {}
     lines += [f"Cells: {len(df)} — " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), ""]
     for (meth, param), part in df.groupby(["method", "param"], sort=False):
-        lines += [f"## {meth} · `{param}`", "", pivot(part).to_markdown(), "", *scenario_lines(part), ""]
+        lines += [f"## {meth} · `{param}`", "", _markdown(pivot(part)), "", *scenario_lines(part), ""]
     with engine.connect() as conn:
         mism = conn.execute(text("""
             SELECT s.name, o.capability_code, d.value AS declared, o.value AS observed, o.detail

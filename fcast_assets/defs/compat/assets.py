@@ -20,6 +20,7 @@ class CompatConfig(dg.Config):
     families: list[str] = []  # method short names or params (predict, level, loss, ...); empty = all
     workers: int = 2
     cell_timeout: float = 60.0
+    auto_cell_timeout: float | None = None  # seconds per Auto cell (a hyper-parameter search); None: 3 x cell_timeout
 
 
 def _run_ids(engine, run_id: int) -> set[int]:
@@ -50,7 +51,8 @@ def compat_matrix(context: dg.AssetExecutionContext, config: CompatConfig, meta_
             step["next"] = done + max(50, total // 20)
 
     s = run_matrix(engine, context.partition_key, models=config.models or None, families=config.families or None,
-                   workers=config.workers, cell_timeout=config.cell_timeout, progress=progress)
+                   workers=config.workers, cell_timeout=config.cell_timeout,
+                   auto_cell_timeout=config.auto_cell_timeout, progress=progress)
     report = write_report(engine, fcast_config.reports_dir() / f"compat_{context.partition_key}.md",
                           library=context.partition_key)
     tables = {}
