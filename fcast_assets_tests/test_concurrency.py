@@ -255,10 +255,10 @@ def test_two_ingests_released_at_the_same_instant(db_url, tmp_path, monkeypatch)
 
 # -------------------------------------------------------------------------------------------------- trainings
 TRAIN = textwrap.dedent("""
-    import json, os
+    import json, os, sys
     from fcast_assets.db.engine import get_engine
     from fcast_assets.models import train as T
-    r = T.train(get_engine(os.environ["FCAST_DB_URL"]), "loto6", "N2", overrides={"max_steps": 2, "n_windows": 1})
+    r = T.train(get_engine(os.environ["FCAST_DB_URL"]), "loto6", sys.argv[1], overrides={"max_steps": 2, "n_windows": 1})
     print(json.dumps({"version": r["version"], "artifact": r["artifact_uri"]}))
 """)
 
@@ -266,10 +266,30 @@ TRAIN = textwrap.dedent("""
 def test_two_trainings_of_the_same_selector_at_once(loto6_trained):
     """loto6.N2 never trained: two processes at once. The second waits on train:loto6/N2, then trains from the
     row the first registered: v1 and v2, both complete and registered, no partial folder, one registry row."""
+    _two_trainings(loto6_trained["engine"], loto6_trained["env"], "N2")
+
+
+@pytest.mark.postgres
+def test_two_trainings_of_the_same_selector_at_once_on_postgresql(loto6_trained, tmp_path):
+    """The same on PostgreSQL: a copy of the trained SQLite database in a fresh PostgreSQL database, its own
+    artifact root, another selector (N3)."""
+    from sqlalchemy.engine import make_url
+
+    from .faults import copy_db
+
+    url = copy_db(Path(make_url(loto6_trained["url"]).database), "postgresql", tmp_path)
+    eng = make_engine(url)
+    try:
+        _two_trainings(eng, {**loto6_trained["env"], "FCAST_DB_URL": url,
+                             "FCAST_ARTIFACTS": str(tmp_path / "artifacts")}, "N3")
+    finally:
+        eng.dispose()
+
+
+def _two_trainings(eng, env: dict[str, str], selector: str) -> None:  # noqa: ANN001
     import json
 
-    eng = loto6_trained["engine"]
-    outs = _together([[sys.executable, "-c", TRAIN]] * 2, _env(**loto6_trained["env"]), timeout=400)
+    outs = _together([[sys.executable, "-c", TRAIN, selector]] * 2, _env(**env), timeout=400)
     for rc, out, err in outs:
         assert rc == 0, err[-3000:]
         _clean(err)
@@ -279,9 +299,10 @@ def test_two_trainings_of_the_same_selector_at_once(loto6_trained):
         rows = conn.execute(text(
             "SELECT v.version, v.artifact_uri, e.status FROM model_version v JOIN model_registry m "
             "ON m.model_id = v.model_id JOIN model_series_selector s ON s.selector_id = m.selector_id "
-            "JOIN run_execution e ON e.execution_id = v.execution_id WHERE s.name = 'N2' ORDER BY v.version")).all()
+            "JOIN run_execution e ON e.execution_id = v.execution_id WHERE s.name = :s ORDER BY v.version"),
+            {"s": selector}).all()
         n_models = conn.execute(text("SELECT COUNT(*) FROM model_registry m JOIN model_series_selector s "
-                                     "ON s.selector_id = m.selector_id WHERE s.name = 'N2'")).scalar()
+                                     "ON s.selector_id = m.selector_id WHERE s.name = :s"), {"s": selector}).scalar()
     assert [(r.version, r.status) for r in rows] == [(1, "success"), (2, "success")] and n_models == 1
     for r in rows:
         assert Path(r.artifact_uri).is_dir() and any(Path(r.artifact_uri).iterdir())
