@@ -68,10 +68,14 @@ def add_cmd(code: str, name: str | None, n_main: int | None, n_bonus: int | None
     """Add a game CODE (a new `game` partition once the sensor runs), or with --update change some of its fields."""
     from dataclasses import replace
 
-    from .games import (WEEKDAYS, GameSpec, HistoryFileError, UnknownGameError, check_history_file, get_game,
-                        seed_games, upsert_game, validate_spec)
+    from .games import (WEEKDAYS, GameSpec, HistoryFileError, UnknownGameError, check_code, check_history_file,
+                        get_game, seed_games, upsert_game, validate_spec)
     from .sources import user_dir
 
+    try:
+        check_code(code)  # before anything else: the code names folders and partitions
+    except ValueError as e:
+        _fail(str(e))
     eng = _engine()
     seed_games(eng)
     try:

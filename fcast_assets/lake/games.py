@@ -6,6 +6,8 @@ from a :class:`GameSpec` read from the database, so a seventh game is a row (``f
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -103,9 +105,18 @@ def default_games() -> list[dict[str, Any]]:
     return yaml.safe_load(GAMES_FILE.read_text(encoding="utf-8"))["games"]
 
 
+_CODE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+def check_code(code: str) -> None:
+    """A game code is a file name, a Delta folder and a Dagster partition key on every OS: ASCII only."""
+    if not isinstance(code, str) or not _CODE.fullmatch(code):
+        raise ValueError(f"game code must be 1-32 lower-case ASCII letters, digits or '_', starting with a letter: "
+                         f"{code!r}")
+
+
 def validate_spec(spec: GameSpec) -> None:
-    if not spec.code or not spec.code.replace("_", "").isalnum() or spec.code != spec.code.lower():
-        raise ValueError(f"game code must be lower-case alphanumeric/underscore: {spec.code!r}")
+    check_code(spec.code)
     if not 1 <= spec.n_main <= MAX_NUMBERS or not 0 <= spec.n_bonus <= MAX_NUMBERS:
         raise ValueError(f"n_main must be 1..{MAX_NUMBERS} and n_bonus 0..{MAX_NUMBERS} "
                          f"(got {spec.n_main} and {spec.n_bonus})")
