@@ -728,3 +728,165 @@ class UtilsForecastAdapter(FunctionAdapter):
 
 class CoreForecastAdapter(FunctionAdapter):
     spec_name = "coreforecast"
+
+
+# ------------------------------------------------------------------------------------------------ hierarchicalforecast
+HIER_DEFAULT = {"hier": "strict", "n_bottom": 4, "length": 24, "h": 3, "fitted": True, "y_df": True, "nan": False,
+                "negative": False, "levels": [80, 95]}
+HIER_SPECS = {"strict": [["Country"], ["Country", "State"], ["Country", "State", "City"]],
+              "grouped": [["Country"], ["Country", "State"], ["Country", "Purpose"], ["Country", "State", "Purpose"]]}
+
+
+def hier_spec(d: dict[str, Any]) -> dict[str, Any]:
+    return {**HIER_DEFAULT, **{k: v for k, v in d.items() if k in HIER_DEFAULT}}
+
+
+@lru_cache(maxsize=32)
+def _build_hier(key: str) -> dict[str, Any]:
+    return build_hier_data(json.loads(key))
+
+
+def build_hier_data(spec: dict[str, Any]) -> dict[str, Any]:
+    """A small hierarchy built with hierarchicalforecast's own ``aggregate`` (no network): ``n_bottom`` bottom
+    series (Country / State / City, two cities a state; ``hier: grouped`` crosses State × Purpose instead, which
+    is not strictly hierarchical) of ``length`` daily points; the last ``h`` are the horizon. Base forecasts are
+    an in-code naive forecast (``Naive``: each series' last value) with normal intervals for ``levels``; ``Y_df``
+    holds the training values with the in-sample ``Naive`` fitted values (``fitted: false`` leaves them out,
+    ``y_df: false`` passes no Y_df); ``nan`` puts a NaN in one base forecast; ``negative`` centres the bottom
+    series near zero so that base forecasts are negative."""
+    from hierarchicalforecast.utils import aggregate
+
+    s = hier_spec(spec)
+    rng = np.random.default_rng(0)
+    n, length, h = int(s["n_bottom"]), int(s["length"]), int(s["h"])
+    rows = []
+    for i in range(n):
+        t = np.arange(length)
+        base = (0.0 if s["negative"] else 10.0 + i) - (0.5 * (i + 1) if s["negative"] else 0.0)
+        y = base + 2 * np.sin(2 * np.pi * t / 7) + rng.normal(0, 0.3, length)
+        rows.append(pd.DataFrame({"Country": "C", "State": f"S{i // 2 + 1}", "City": f"c{i + 1}",
+                                  "Purpose": f"p{i % 2 + 1}", "ds": pd.date_range("2021-01-04", periods=length),
+                                  "y": y}))
+    df = pd.concat(rows, ignore_index=True)
+    Y, S_df, tags = aggregate(df, HIER_SPECS[s["hier"]])
+    Y = Y.sort_values(["unique_id", "ds"]).reset_index(drop=True)
+    pos = Y.groupby("unique_id").cumcount(ascending=False)
+    train, test = Y[pos >= h].reset_index(drop=True), Y[pos < h].reset_index(drop=True)
+    last = train.groupby("unique_id")["y"].last()
+    sigma = train.groupby("unique_id")["y"].apply(lambda v: float(np.std(np.diff(v.to_numpy()), ddof=1)))
+    fc = test[["unique_id", "ds"]].copy()
+    fc["Naive"] = fc["unique_id"].map(last)
+    step = fc.groupby("unique_id").cumcount() + 1
+    for lv in s["levels"]:
+        z = {80: 1.2816, 95: 1.96, 50: 0.674, 90: 1.645, 99: 2.5758}.get(lv, 1.0)
+        half = z * fc["unique_id"].map(sigma) * np.sqrt(step)
+        fc[f"Naive-lo-{lv}"] = fc["Naive"] - half
+        fc[f"Naive-hi-{lv}"] = fc["Naive"] + half
+    if s["nan"]:
+        fc.loc[fc.index[-1], "Naive"] = np.nan
+    y_df = train.copy()
+    if s["fitted"]:
+        y_df["Naive"] = y_df.groupby("unique_id")["y"].shift(1).fillna(y_df["y"])
+    return {"Y_hat_df": fc, "Y_df": y_df if s["y_df"] else None, "S_df": S_df, "tags": tags, "spec": s}
+
+
+def _op_reconcile(ad: FunctionAdapter, spec: dict[str, Any], data: dict[str, Any], kwargs: dict[str, Any],
+                  init: dict[str, Any]) -> list[str]:
+    """HierarchicalReconciliation([reconciler]).reconcile on the hierarchy: the reconciler's constructor takes
+    its own parameters (from the registry), reconcile the rest."""
+    from hierarchicalforecast.core import HierarchicalReconciliation
+
+    hd = _build_hier(json.dumps(hier_spec(spec["data"]), sort_keys=True))
+    hd = {k: (v.copy() if hasattr(v, "copy") else v) for k, v in hd.items()}
+    own = ad.params.get(spec["target"], {})
+    init = {**init, **{k: v for k, v in kwargs.items() if k in own}}
+    call = {k: v for k, v in kwargs.items() if k not in own}
+    rec = _import(spec["target"])(**init)
+    hrec = HierarchicalReconciliation(reconcilers=[rec])
+    args = {"Y_hat_df": hd["Y_hat_df"], "S_df": hd["S_df"], "tags": hd["tags"], "Y_df": hd["Y_df"], **call}
+    out = hrec.reconcile(**args)
+    return check_reconcile(out, hd, _short(spec["target"]), init, call)
+
+
+def check_reconcile(out: Any, hd: dict[str, Any], cls: str, init: dict[str, Any], call: dict[str, Any]) -> list[str]:
+    """One row per (unique_id of every level, ds) for h steps; the reconciler's columns (and ``-lo-`` / ``-hi-``
+    for each level asked, lo ≤ hi); no NaN; coherence: every aggregate equals S × the bottom values; nonnegative
+    reconcilers give no negative value."""
+    if not isinstance(out, pd.DataFrame):
+        return [f"no DataFrame returned ({type(out).__name__})"]
+    s, S_df = hd["spec"], hd["S_df"]
+    ids = list(S_df["unique_id"])
+    b: list[str] = []
+    if out.duplicated(["unique_id", "ds"]).any():
+        b.append("duplicated (unique_id, ds) rows")
+    expected = len(ids) * int(s["h"])
+    if len(out) != expected or set(out["unique_id"]) != set(ids):
+        b.append(f"{len(out)} rows over {out['unique_id'].nunique()} ids, expected {expected} "
+                 f"({len(ids)} ids × h={s['h']})")
+    cols = [c for c in out.columns if c.startswith(f"Naive/{cls}")]
+    point = [c for c in cols if "-lo-" not in c and "-hi-" not in c]  # the mean and any samples
+    means = [c for c in point if "-sample-" not in c]
+    if not means:
+        return b + [f"no reconciled column Naive/{cls}…: {list(out.columns)}"]
+    n_samples = call.get("num_samples")
+    if isinstance(n_samples, int) and n_samples > 0 and call.get("level"):
+        got = sum("-sample-" in c for c in point)
+        if got != n_samples * len(means):
+            b.append(f"{got} sample columns, expected num_samples={n_samples} per reconciled column")
+    levels = call.get("level") or []
+    for c in means:
+        for lv in levels:
+            for side in ("lo", "hi"):
+                if f"{c}-{side}-{lv}" not in out.columns:
+                    b.append(f"no interval column {c}-{side}-{lv}")
+            lo, hi = f"{c}-lo-{lv}", f"{c}-hi-{lv}"
+            if lo in out.columns and hi in out.columns and (out[lo] > out[hi] + 1e-8).any():
+                b.append(f"{lo} above {hi}")
+    nan = [c for c in cols if out[c].isna().any()]
+    if nan:
+        b.append(f"NaN in {nan}")
+    bottom = [c for c in S_df.columns if c != "unique_id"]
+    S = S_df.set_index("unique_id")[bottom].to_numpy(dtype="float64")
+    for c in point:
+        wide = out.pivot_table(index="unique_id", columns="ds", values=c, dropna=False).reindex(ids)
+        if wide.shape[0] != len(ids) or wide.isna().any().any():
+            continue
+        agg = S @ wide.loc[bottom].to_numpy()
+        diff = float(np.max(np.abs(agg - wide.to_numpy())))
+        scale = max(1.0, float(np.max(np.abs(wide.to_numpy()))))
+        if diff > 1e-4 * scale:
+            b.append(f"{c} is not coherent: aggregates differ from the sum of their bottom series by up to {diff:.3g}")
+        if init.get("nonnegative") and float(np.min(wide.to_numpy())) < -1e-6:
+            b.append(f"{c}: nonnegative=True but a value is {float(np.min(wide.to_numpy())):.3g}")
+    return b
+
+
+OPS["reconcile"] = _op_reconcile
+
+
+class HierarchicalForecastAdapter(FunctionAdapter):
+    """Every reconciler class of hierarchicalforecast.methods (from the registry) through
+    HierarchicalReconciliation.reconcile: a reconciler's own parameters (method enums from the registry) take
+    their values from its ``__init__`` row, reconcile's (intervals_method, level) from reconcile's row."""
+    spec_name = "hierarchicalforecast"
+
+    def _values(self, fam: dict[str, Any], entry: dict[str, Any], q: str, length: int) -> list[tuple[Any, str]]:
+        if entry.get("generic") and entry["param"] in self.params.get(q, {}):
+            values = candidates(self.params[q][entry["param"]], length)
+            for v in entry.get("values", []):
+                if all(not _same(v, x) for x, _ in values):
+                    values.append((v, label(v)))
+            return values
+        return super()._values(fam, entry, q, length)
+
+    def cell_facts(self, cell: Cell) -> dict[str, Any]:
+        s = hier_spec(cell.spec["data"])
+        kw = cell.spec.get("kwargs", {})
+        n_ids = len(_build_hier(json.dumps(s, sort_keys=True))["S_df"])
+        out = {"ds_dtype": "datetime", "data_freq": "D", "n_series": n_ids, "n_bottom": int(s["n_bottom"]),
+               "length": int(s["length"]), "h": int(s["h"]), "hierarchy": s["hier"],
+               "levels": ["/".join(lv) for lv in HIER_SPECS[s["hier"]]],
+               "fitted_values": bool(s["fitted"]) and bool(s["y_df"]), "y_df": bool(s["y_df"]),
+               "nan_in_data": bool(s["nan"]), "negative_base": bool(s["negative"]), "state": "fresh",
+               "intervals_method": kw.get("intervals_method", "normality"), "level": kw.get("level")}
+        return json.loads(json.dumps(out, sort_keys=True, default=str))

@@ -23,6 +23,7 @@ ADAPTERS = {
     "mlforecast": "fcast_assets.compat.frame_adapter:MLForecastAdapter",
     "utilsforecast": "fcast_assets.compat.function_adapter:UtilsForecastAdapter",
     "coreforecast": "fcast_assets.compat.function_adapter:CoreForecastAdapter",
+    "hierarchicalforecast": "fcast_assets.compat.function_adapter:HierarchicalForecastAdapter",
 }
 
 Progress = Callable[[int, int, str], None]
