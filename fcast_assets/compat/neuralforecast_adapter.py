@@ -266,6 +266,8 @@ class NeuralForecastAdapter:
         for g in groups:
             for c in g.cells:
                 c.facts = self.cell_facts(g.setup, c)
+        if not families or "interactions" in families or any(f.startswith("interactions:") for f in families):
+            groups += self.interaction_groups([q for q in models if q not in self.autos], input_sizes, families)
         return groups
 
     _frames_cache: dict[tuple[str, tuple[str, ...]], tuple[dict[str, Any], Any]] = {}
@@ -498,6 +500,8 @@ class NeuralForecastAdapter:
     def run(self, state: dict[str, Any], cell: Cell) -> list[str]:
         spec, s = cell.spec, state["setup"]
         kind = spec["kind"]
+        if kind == "interaction":
+            return self._run_interaction(state, cell)
         if kind in ("fit_predict", "cv"):
             data_spec = spec.get("data") or s["data"]
             data = build_data(data_spec["ds_kind"], tuple(data_spec["exog"]))
@@ -575,5 +579,202 @@ class NeuralForecastAdapter:
                                   model_names=[repr(m) for m in loaded.models])
         raise ValueError(f"unknown cell kind {kind!r}")
 
+    # interaction cells (neuralforecast_interactions.yaml) --------------------------------------------------
+    def _loss_of_kind(self, kind: str) -> dict[str, Any] | None:
+        """The registry's loss of an output type (point / quantile / distribution) as an ``__obj__`` value:
+        MAE / MQLoss / DistributionLoss where the registry lists them, else the first of that kind."""
+        of_kind = [x for x in self.losses if x.get("output_type") == kind]
+        if not of_kind:
+            return None
+        pick = next((x for x in of_kind if x["name"] in _PREFERRED_LOSS), of_kind[0])
+        return {"__obj__": pick["qualname"], "kwargs": pick["kwargs"]}
+
+    def _factor_values(self, factor: dict[str, Any]) -> list[Any]:
+        raw = factor["values"] if "values" in factor else [factor.get("value")]
+        out: list[Any] = []
+        for v in raw:
+            if isinstance(v, dict) and "__loss__" in v:
+                kinds = LOSS_KINDS if v["__loss__"] == "*" else [v["__loss__"]]
+                out += [x for x in (self._loss_of_kind(k) for k in kinds) if x is not None]
+            else:
+                out.append(v)
+        return out
+
+    @staticmethod
+    def _factor_label(factor: dict[str, Any], value: Any) -> str:
+        text = label(value)
+        prefix = "data " if factor["method"] == "data" else ""
+        return f"{prefix}{factor.get('name', factor['param'])}={text}"
+
+    @staticmethod
+    def _place(spec: dict[str, Any], factor: dict[str, Any], value: Any) -> None:
+        method, param = factor["method"], factor["param"]
+        if method == "state" or param == "state":
+            return  # implied by the steps (predict with no fit before it, predict_insample after cv)
+        if method == "Model.__init__":
+            spec["model_kwargs"][param] = value
+        elif method == "NeuralForecast.__init__" or (param == "freq" and method != "data"):
+            spec["nf_kwargs"][param] = value
+        elif method == "data":
+            if param == "freq":
+                spec["data"]["freq"] = value
+        elif method.startswith("NeuralForecast."):
+            short = method.rsplit(".", 1)[1]
+            step = next((st for st in spec["steps"] if short in st), None)
+            if step is not None:
+                step[short][param] = value
+
+    def interaction_groups(self, models: list[str], input_sizes: dict[str, int],
+                           families: set[str] | None = None) -> list[Group]:
+        """One group per (model, interaction): every cell builds, fits and calls on its own (no shared fit)."""
+        groups: list[Group] = []
+        for q in models:
+            multivariate = bool(self.models.get(q, {}).get("caps", {}).get("multivariate"))
+            base = baseline_kwargs(self.init_params[q], input_sizes.get(q) or INPUT_SIZES[0])
+            for entry in interaction_catalogue():
+                if families and "interactions" not in families and f"interactions:{entry['id']}" not in families:
+                    continue
+                if entry.get("multivariate_only") and not multivariate:
+                    continue
+                w, c = entry["with"], entry["call"]
+                cells = []
+                for cv in self._factor_values(c):
+                    for wv in self._factor_values(w):
+                        if entry.get("distinct") and json.dumps(cv, sort_keys=True) == json.dumps(wv, sort_keys=True):
+                            continue
+                        data = {"ds_kind": "datetime", "exog": [], **entry.get("data", {})}
+                        spec: dict[str, Any] = {"kind": "interaction", "interaction": entry["id"],
+                                                "model_kwargs": {}, "nf_kwargs": {}, "data": data,
+                                                "steps": json.loads(json.dumps(entry["steps"]))}
+                        self._place(spec, w, wv)
+                        self._place(spec, c, cv)
+                        if "futr" in data["exog"]:
+                            spec["model_kwargs"].setdefault("futr_exog_list", ["fut_x"])
+                        if "hist" in data["exog"]:
+                            spec["model_kwargs"].setdefault("hist_exog_list", ["hist_x"])
+                        scen = f"{self._factor_label(w, wv)} × {self._factor_label(c, cv)}"
+                        cells.append(Cell(q, c["method"], c["param"], cv, label(cv), scen, spec))
+                if not cells:
+                    continue
+                setup = {**self._setup(q, base, "data"), "interaction": entry["id"]}
+                for cell in cells:
+                    cell.facts = self.interaction_facts(setup, cell)
+                groups.append(Group(f"{q}:interactions:{entry['id']}", q, setup, cells))
+        return groups
+
+    @staticmethod
+    def _steps(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        return [next(iter(st.items())) for st in spec["steps"]]
+
+    def interaction_facts(self, setup: dict[str, Any], cell: Cell) -> dict[str, Any]:
+        """Scenario facts of an interaction cell: the call's method with both factors in its setup / call."""
+        spec, q = cell.spec, setup["model"]
+        frames = interaction_data(spec["data"])
+        model = {**setup["model_kwargs"], **spec["model_kwargs"]}
+        freq = {**setup["nf_kwargs"], "freq": frames["freq"], **spec["nf_kwargs"]}["freq"]
+        steps = self._steps(spec)
+        short = cell.method.rsplit(".", 1)[1]
+        method = "__init__" if short == "__init__" or cell.method == "Model.__init__" else short
+        idx = next((i for i, (name, _) in enumerate(steps) if name == method), None)
+        if method in ("__init__", "fit"):
+            idx = next((i for i, (name, _) in enumerate(steps) if name in ("fit", "cross_validation")), 0)
+        call = dict(steps[idx][1]) if idx is not None else {}
+        before = [name for name, _ in steps[: idx or 0]]
+        state = "fresh"
+        for name in before:
+            state = {"fit": "fit", "cross_validation": "cv", "load": "loaded"}.get(name, state)
+        fit = next((kw for name, kw in steps if name in ("fit", "cross_validation")), {})
+        if method in ("__init__", "fit"):
+            call, state = dict(fit), "fresh"
+        default_loss = next((p.get("default") for p in self.init_params.get(q, []) if p["name"] == "loss"), None)
+        multivariate = bool(self.models.get(q, {}).get("caps", {}).get("multivariate"))
+        return scenario.facts(frames=frames, freq=freq, model=model, method=method, call=call, fit=fit,
+                              state=state, loss_kinds=self.loss_kinds, default_loss=default_loss,
+                              multivariate=multivariate, path_state="new" if method == "save" else None)
+
+    def _run_interaction(self, state: dict[str, Any], cell: Cell) -> list[str]:
+        from neuralforecast import NeuralForecast
+
+        spec, s = cell.spec, state["setup"]
+        data = interaction_data(spec["data"])
+        setup = {**s, "nf_kwargs": {**s["nf_kwargs"], "freq": data["freq"]}}
+        nf = self._build(setup, spec, data)
+        out, last, last_call = None, None, {}
+        for name, kwargs in self._steps(spec):
+            call = {k: decode(v, data) for k, v in kwargs.items()}
+            if name == "fit":
+                nf.fit(df=data["df"], **call)
+            elif name == "cross_validation":
+                out = nf.cross_validation(df=data["df"], **call)
+            elif name == "save":
+                path = os.path.join(tempfile.mkdtemp(dir=state["tmp"]), "cell")
+                nf.save(path, **call)
+            elif name == "load":
+                nf = NeuralForecast.load(path)
+            elif name == "predict":
+                if "futr" in spec["data"]["exog"]:
+                    call.setdefault("futr_df", data["futr_df"])
+                out = nf.predict(**call)
+            elif name == "predict_insample":
+                out = nf.predict_insample(**call)
+            else:
+                raise ValueError(f"unknown interaction step {name!r}")
+            last, last_call = name, call
+        names = [repr(m) for m in nf.models]
+        if last == "predict":
+            return check_forecast(out, last_ds=data["last_ds"], h=last_call.get("h") or nf.h, freq=data["freq"],
+                                  model_names=names, level=last_call.get("level"),
+                                  quantiles=last_call.get("quantiles"))
+        if last == "cross_validation":
+            n_windows = last_call.get("n_windows", 1) if last_call.get("test_size") is None else None
+            return check_cross_validation(out, n_ids=N_IDS, h=last_call.get("h") or nf.h, n_windows=n_windows,
+                                          model_names=names, level=last_call.get("level"),
+                                          quantiles=last_call.get("quantiles"))
+        if last == "predict_insample":
+            if out is None or len(out) == 0:
+                return ["empty in-sample frame"]
+            return [b for b in check_columns(out, model_names=names, level=last_call.get("level"),
+                                             quantiles=last_call.get("quantiles")) if not b.startswith("NaN")]
+        return []
+
     def cleanup(self) -> None:
         shutil.rmtree(self.work_dir, ignore_errors=True)
+
+
+LOSS_KINDS = ("point", "quantile", "distribution")
+_PREFERRED_LOSS = ("MAE", "MQLoss", "DistributionLoss")
+
+
+@lru_cache(maxsize=1)
+def _interactions_file() -> dict[str, Any]:
+    text = resources.files("fcast_assets.compat").joinpath("neuralforecast_interactions.yaml").read_text(
+        encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def interaction_catalogue() -> list[dict[str, Any]]:
+    """The pairs of interacting factors (neuralforecast_interactions.yaml)."""
+    return _interactions_file()["interactions"]
+
+
+WEEK_START = pd.Timestamp("2020-01-05")  # a Sunday: weekly data on the W (W-SUN) grid
+
+
+def interaction_data(spec: dict[str, Any]) -> dict[str, Any]:
+    """``build_data`` for an interaction cell; ``freq: W`` puts every frame's ds on a weekly grid instead."""
+    data = build_data(spec.get("ds_kind", "datetime"), tuple(spec.get("exog", ())))
+    if spec.get("freq") in (None, "D") or spec.get("ds_kind", "datetime") != "datetime":
+        return data
+    day0 = pd.Timestamp("2020-01-01")
+    step = pd.tseries.frequencies.to_offset(spec["freq"])
+
+    def move(ds: pd.Series) -> pd.Series:
+        return pd.Series([WEEK_START + int((d - day0).days) * step for d in ds], index=ds.index)
+
+    out = dict(data)
+    for k, v in data.items():
+        if isinstance(v, pd.DataFrame) and "ds" in v.columns:
+            out[k] = v.assign(ds=move(v["ds"]))
+    out["last_ds"] = out["df"].groupby("unique_id")["ds"].max().to_dict()
+    out["freq"] = spec["freq"]
+    return out
