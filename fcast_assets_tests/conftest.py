@@ -126,15 +126,10 @@ def nf_matrix_file(tmp_path_factory):
 
 def matrix_copy(source, folder):
     """(engine, url) of a private copy of the session's matrix database in ``folder``."""
-    import sqlite3
+    from .faults import copy_db
 
-    target = folder / "forecast_meta.db"
-    with sqlite3.connect(source) as src:
-        src.execute(f"VACUUM INTO '{target}'")
-    url = f"sqlite:///{target}"
-    eng = make_engine(url)
-    init_db(eng)
-    return eng, url
+    url = copy_db(source, "sqlite", folder)
+    return make_engine(url), url
 
 
 def loto6_models_env(folder, mp, hold_back: int = 0):
@@ -194,3 +189,24 @@ def compat_rows(engine, where: str, **params):
         return conn.execute(text(f"""SELECT result_id, model, method, param, value, value_label, scenario, status,
                                      exception_type, message, context FROM compat_result WHERE {where}""")
                             .columns(value=JSONType, context=JSONType), params).all()
+
+
+def compat_cells_of_runs(engine, where: str, **params):
+    """As :func:`compat_rows`, with the scenario facts and the run's columns (``library``) to filter on."""
+    from sqlalchemy import text
+
+    from fcast_assets.db.models import JSONType
+
+    with engine.connect() as conn:
+        return conn.execute(text(f"""SELECT r.result_id, model, method, param, value, value_label, scenario, status,
+                                     exception_type, message, context, scenario_facts
+                                     FROM compat_result r JOIN compat_run c USING (compat_run_id)
+                                     WHERE {where}""")
+                            .columns(value=JSONType, context=JSONType, scenario_facts=JSONType), params).all()
+
+
+def one_compat_cell(engine, where: str, **params):
+    """The one cell matching ``where`` (an assertion names what matched when it is not exactly one)."""
+    rows = compat_cells_of_runs(engine, where, **params)
+    assert len(rows) == 1, (where, params, [(r.model, r.value_label, r.scenario) for r in rows])
+    return rows[0]

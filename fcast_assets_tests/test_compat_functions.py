@@ -10,9 +10,8 @@ from sqlalchemy import text
 
 from fcast_assets.compat.probe import run_matrix
 from fcast_assets.compat.tables import rerun_cell
-from fcast_assets.db.models import JSONType
 
-from .conftest import scanned_db
+from .conftest import compat_cells_of_runs as cells, one_compat_cell as one, scanned_db
 
 UF_FAMILIES = ["level", "fill_gaps", "q"]
 CF_FAMILIES = ["scalers", "lag", "window_size"]
@@ -29,19 +28,6 @@ def matrix(tmp_path_factory):
     engine.dispose()
 
 
-def cells(engine, where: str, **params):
-    with engine.connect() as conn:
-        return conn.execute(text(f"""SELECT r.result_id, model, method, param, value, value_label, scenario, status,
-                                     exception_type, message, context, scenario_facts
-                                     FROM compat_result r JOIN compat_run c USING (compat_run_id)
-                                     WHERE {where}""")
-                            .columns(value=JSONType, context=JSONType, scenario_facts=JSONType), params).all()
-
-
-def one(engine, where: str, **params):
-    rows = cells(engine, where, **params)
-    assert len(rows) == 1, (where, params, [(r.model, r.value_label) for r in rows])
-    return rows[0]
 
 
 def test_counts_and_facts(matrix):

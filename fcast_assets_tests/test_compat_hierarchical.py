@@ -14,9 +14,8 @@ from sqlalchemy import text
 from fcast_assets.compat.function_adapter import build_hier_data, check_reconcile
 from fcast_assets.compat.probe import run_matrix
 from fcast_assets.compat.tables import rerun_cell
-from fcast_assets.db.models import JSONType
 
-from .conftest import scanned_db
+from .conftest import compat_cells_of_runs as cells, one_compat_cell as one, scanned_db
 
 MODELS = ["BottomUp", "TopDown", "MinTrace", "MinTraceSparse"]
 M = "hierarchicalforecast.methods."
@@ -30,19 +29,6 @@ def matrix(tmp_path_factory):
     engine.dispose()
 
 
-def cells(engine, where: str, **params):
-    with engine.connect() as conn:
-        return conn.execute(text(f"""SELECT r.result_id, model, method, param, value, value_label, scenario, status,
-                                     exception_type, message, context, scenario_facts
-                                     FROM compat_result r JOIN compat_run c USING (compat_run_id)
-                                     WHERE {where}""")
-                            .columns(value=JSONType, context=JSONType, scenario_facts=JSONType), params).all()
-
-
-def one(engine, where: str, **params):
-    rows = cells(engine, where, **params)
-    assert len(rows) == 1, (where, params, [(r.model, r.value_label, r.scenario) for r in rows])
-    return rows[0]
 
 
 def test_counts_statuses_and_facts(matrix):
