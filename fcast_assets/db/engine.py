@@ -122,7 +122,8 @@ def _init(conn: Connection) -> None:
 def init_db(engine: Engine) -> None:
     """Create the tables, columns and full-text index that are missing. Safe when several processes start at once
     on an empty database: on PostgreSQL the work runs in one transaction under an advisory lock (the others wait,
-    then find everything there); on SQLite a CREATE that lost the race is retried (the next try sees the table)."""
+    then find everything there); on SQLite a CREATE that lost the race (or found the file busy) is retried (the
+    next try sees the table)."""
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_INIT_LOCK})
@@ -134,6 +135,8 @@ def init_db(engine: Engine) -> None:
                 _init(conn)
             return
         except (OperationalError, ProgrammingError, IntegrityError) as e:
-            if "already exists" not in str(e) or attempt == 4:
+            # lost the race: a CREATE of a table another process just made, or SQLite's immediate "database is
+            # locked" when a deferred transaction cannot upgrade to a write after another process wrote
+            if ("already exists" not in str(e) and "database is locked" not in str(e)) or attempt == 4:
                 raise
             time.sleep(0.05 * (attempt + 1))
