@@ -167,3 +167,76 @@ def test_bad_input_is_clear_and_loses_nothing(fake, engine, tmp_path):
     assert counts(engine) == before
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(m.RegistryLibrary)).scalar() == 1
+
+
+TRICKY = '''"""A module whose text misleads a line finder:
+class Fake(object):
+    pass
+"""
+import functools
+
+
+def deco(*a, **k):
+    return (lambda c: c) if not a or not callable(a[0]) else a[0]
+
+
+@deco(
+    1,
+    2,
+)
+# a comment between decorators
+@deco
+class Decorated:
+    class Inner:
+        pass
+
+    def method(self):
+        return 1
+
+
+if True:
+    class Twice:
+        pass
+else:
+    class Twice:  # noqa: F811
+        pass
+
+
+class Plain(Decorated):
+    pass
+
+
+def outer():
+    class Local:
+        pass
+    return Local
+
+
+@functools.lru_cache(maxsize=2)
+def cached(x):
+    return x
+
+
+class Fake:
+    pass
+'''
+
+
+def test_source_lines_match_inspect(tmp_path, monkeypatch):
+    """The scanner's line numbers (one parse per file, code objects for functions) equal inspect's own answer,
+    on a module built to mislead a text search: a class head inside a docstring, a multi-line decorator with a
+    comment, nested, local and duplicated classes, a cached function."""
+    import importlib
+    import inspect
+
+    from fcast_assets.registry.scanner import _lineno
+
+    name = new_name()
+    (tmp_path / f"{name}.py").write_text(TRICKY, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    mod = importlib.import_module(name)
+    objs = [mod.Decorated, mod.Decorated.Inner, mod.Decorated.method, mod.Twice, mod.Plain, mod.outer(), mod.cached,
+            mod.Fake, mod.deco, mod.outer]
+    for obj in objs:
+        assert _lineno(obj) == inspect.getsourcelines(obj)[1], obj
+    assert _lineno(mod.Decorated) == 12 and _lineno(mod.Fake) == 49  # the decorator's line; not the docstring's

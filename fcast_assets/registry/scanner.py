@@ -10,9 +10,11 @@ defaults. Nothing is trained. A module that fails to import is recorded, not rai
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.metadata as md
 import inspect
+import linecache
 import logging
 import pkgutil
 import platform
@@ -352,9 +354,9 @@ class _Walker:
 
     def _fill_source(self, rec: SymbolRec, obj: Any) -> None:
         try:
-            rec.source_file = _relfile(inspect.getsourcefile(obj), self.roots)
-            rec.lineno = inspect.getsourcelines(obj)[1]
-        except (TypeError, OSError):
+            rec.source_file = _relfile(inspect.getsourcefile(inspect.unwrap(obj)), self.roots)
+            rec.lineno = _lineno(obj)
+        except (TypeError, OSError, ValueError):
             pass
 
     def scan_function(self, obj: Any, qualname: str, module: str, parent: str) -> None:
@@ -500,6 +502,101 @@ def _available_lists(doc: str | None, params: list[ParamRec]) -> None:
                 known.append(word)
                 p.enums.append((word, "docstring"))
         p.sources["enums"] = "docstring:class"
+
+
+_DEF_LINE = re.compile(r"^(\s*def\s)|(\s*async\s+def\s)|(.*(?<!\w)lambda(:|\s))|^(\s*@)")
+
+
+class _ClassLines(ast.NodeVisitor):
+    """Every class of one source file by qualname -> first line (its first decorator's, as ``inspect`` says)."""
+
+    def __init__(self) -> None:
+        self.stack: list[str] = []
+        self.lines: dict[str, int] = {}
+
+    def _scope(self, node: Any, name: str) -> None:
+        self.stack.append(name)
+        self.generic_visit(node)
+        self.stack.pop()
+
+    def visit_FunctionDef(self, node: Any) -> None:
+        self.stack.append(node.name)
+        self._scope(node, "<locals>")
+        self.stack.pop()
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_ClassDef(self, node: Any) -> None:
+        q = ".".join([*self.stack, node.name])
+        first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+        self.lines.setdefault(q, first)
+        self._scope(node, node.name)
+
+
+@lru_cache(maxsize=512)
+def _class_lines(file: str) -> dict[str, int]:
+    lines = linecache.getlines(file)
+    if not lines:
+        return {}
+    finder = _ClassLines()
+    finder.visit(ast.parse("".join(lines)))
+    return finder.lines
+
+
+def _top_class_line(file: str, qualname: str) -> int | None:
+    """A top-level class's first line by text alone (one ``class Name`` at column 0, then back over its
+    decorators); None when that is not certain, and the caller parses the file."""
+    if "." in qualname:
+        return None
+    lines = linecache.getlines(file)
+    hits = [i for i in _class_heads(file).get(qualname, [])]
+    if len(hits) != 1:
+        return None
+    first = hits[0]
+    for j in range(hits[0] - 1, -1, -1):
+        line = lines[j]
+        if not line.strip() or line[0] in " \t)]}#":
+            continue  # blank, indented (a decorator's arguments or an earlier body), a closing bracket, a comment
+        if line.startswith("@"):
+            first = j
+            continue
+        break
+    return first + 1
+
+
+@lru_cache(maxsize=512)
+def _class_heads(file: str) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for i, line in enumerate(linecache.getlines(file)):
+        if line.startswith("class "):
+            m = _CLASS_HEAD.match(line)
+            if m:
+                out.setdefault(m.group(1), []).append(i)
+    return out
+
+
+_CLASS_HEAD = re.compile(r"class\s+(\w+)\s*[(:]")
+
+
+def _lineno(obj: Any) -> int | None:
+    """The line ``inspect.getsourcelines(obj)[1]`` gives, without its cost: ``inspect`` parses the whole module
+    once per class (most of a scan's time); this parses each file once and reads functions' code objects."""
+    obj = inspect.unwrap(obj)
+    file = inspect.getsourcefile(obj)
+    if not file:
+        return None
+    if inspect.isclass(obj):
+        return _top_class_line(file, obj.__qualname__) or _class_lines(file).get(obj.__qualname__)
+    if inspect.ismethod(obj):
+        obj = obj.__func__
+    code = getattr(obj, "__code__", None) if inspect.isfunction(obj) else None
+    if code is None:
+        return inspect.getsourcelines(obj)[1]  # anything else: inspect's own way
+    lines = linecache.getlines(file)
+    lnum = code.co_firstlineno - 1
+    while 0 < lnum < len(lines) and not _DEF_LINE.match(lines[lnum]):
+        lnum -= 1
+    return lnum + 1
 
 
 def _defined_in(definer: type, cls: type) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict
+from dataclasses import is_dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
@@ -22,10 +22,15 @@ SCANNER_SOURCES = ("literal", "docstring")  # enum sources the scanner owns (pro
 T = {t.name: t for t in m.REGISTRY_TABLES}
 
 
+def _plain(o: object) -> object:
+    """JSON of a record as ``dataclasses.asdict`` would give it, without asdict's deep copies (a scan's cost)."""
+    return vars(o) if is_dataclass(o) else str(o)
+
+
 def _content_hash(result: ScanResult) -> str:
     h = hashlib.sha256()
     for q in sorted(result.symbols):
-        h.update(json.dumps(asdict(result.symbols[q]), sort_keys=True, default=str).encode())
+        h.update(json.dumps(result.symbols[q], sort_keys=True, default=_plain).encode())
     h.update(json.dumps(sorted(result.aliases.items())).encode())
     h.update(json.dumps(result.import_failures, sort_keys=True).encode())
     return h.hexdigest()

@@ -8,10 +8,12 @@ parse with :mod:`ast`, walk the tree.
 from __future__ import annotations
 
 import ast
+import copy
 import inspect
 import json
 import math
 import re
+from functools import lru_cache
 from typing import Any
 
 # canonical names for the builtin-ish types; anything else keeps its last dotted component
@@ -106,14 +108,21 @@ def parse_annotation(text: str | None) -> tuple[list[str], list[Any]]:
     """(normalised type names, literal values) of an annotation string; ([], []) when unparseable."""
     if not text:
         return [], []
+    types, enums = _parse_annotation(text)
+    return list(types), copy.deepcopy(list(enums))
+
+
+@lru_cache(maxsize=8192)
+def _parse_annotation(text: str) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    """Annotations repeat across a library (``int``, ``Optional[str]``): parsed once per text."""
     try:
         tree = ast.parse(text.strip(), mode="eval").body
     except SyntaxError:
-        return [], []
+        return (), ()
     types: list[str] = []
     enums: list[Any] = []
     _walk(tree, types, enums)
-    return _dedupe(types), _dedupe(enums)
+    return tuple(_dedupe(types)), tuple(_dedupe(enums))
 
 
 _DOC_SPLIT = re.compile(r"\s*(?:,|\bor\b|\||/)\s*")
