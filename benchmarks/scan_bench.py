@@ -30,7 +30,10 @@ t0 = time.perf_counter()
 s = scan_and_store(sys.argv[1], e)
 s["in_process_seconds"] = time.perf_counter() - t0
 roots = get_library(sys.argv[1]).roots
-s["modules_walked"] = sorted(m for m in sys.modules if m.split(".")[0] in roots)
+from sqlalchemy import text
+with e.connect() as c:  # modules that failed to import are walked too (and cost their time): import them again
+    failed = [r[0] for r in c.execute(text("SELECT module FROM registry_import_failure"))]
+s["modules_walked"] = sorted(m for m in sys.modules if m.split(".")[0] in roots) + sorted(failed)
 print("RESULT" + json.dumps({k: s[k] for k in ("library", "version", "counts", "scan_seconds", "in_process_seconds",
                                                 "modules_walked")}))
 """
