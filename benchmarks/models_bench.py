@@ -35,7 +35,7 @@ def main() -> None:
     from fcast_assets.compat.probe import run_matrix
     from fcast_assets.db.engine import get_engine
     from fcast_assets.features import gold
-    from fcast_assets.lake import games, pipeline
+    from fcast_assets.lake import games
     from fcast_assets.models import train as T
     from fcast_assets.models.selectors import seed_selectors
     from fcast_assets.models.xai import explain
@@ -53,10 +53,7 @@ def main() -> None:
     for code in codes:
         spec = games.get_game(eng, code)
         t = time.perf_counter()
-        pipeline.ingest_bronze(eng, spec)
-        pipeline.build_silver_table(eng, spec, engine_name="pandas")
-        for build in (gold.build_anomaly, gold.build_features, gold.build_static, gold.build_futr):
-            build(eng, spec)
+        gold.build_game(eng, spec)
         lake_s = time.perf_counter() - t
         for sel in seed_selectors(eng, spec):
             t = time.perf_counter()

@@ -157,7 +157,7 @@ def gold_plans() -> list[dict]:
     from fcast_assets.compat.probe import run_matrix
     from fcast_assets.db.engine import get_engine
     from fcast_assets.features import gold
-    from fcast_assets.lake import games, pipeline
+    from fcast_assets.lake import games
     from fcast_assets.models import train as T
     from fcast_assets.plans import loader, validator
     from fcast_assets.registry import scan_and_store
@@ -167,11 +167,7 @@ def gold_plans() -> list[dict]:
     run_matrix(eng, "neuralforecast", models=["NHITS", "TSMixerx"],
                families=["futr_exog_list", "hist_exog_list", "stat_exog_list", "freq"], workers=2)
     games.seed_games(eng)
-    spec = games.get_game(eng, "loto6")
-    pipeline.ingest_bronze(eng, spec)
-    pipeline.build_silver_table(eng, spec, engine_name="pandas")
-    for build in (gold.build_anomaly, gold.build_features, gold.build_static, gold.build_futr):
-        build(eng, spec)
+    gold.build_game(eng, games.get_game(eng, "loto6"))
     ctx = validator.Context(eng)
     out = []
     for sel in ("N1", "ALL"):

@@ -155,10 +155,7 @@ def loto6_models_env(folder, mp, hold_back: int = 0):
     spec = games.get_game(engine, "loto6")
     recs = list(pipeline.iter_records(spec))
     newest = max(int(r["draw_no"]) for r in recs)
-    pipeline.ingest_bronze(engine, spec, records=[r for r in recs if int(r["draw_no"]) <= newest - hold_back])
-    pipeline.build_silver_table(engine, spec, engine_name="pandas")
-    for build in (gold.build_anomaly, gold.build_features, gold.build_static, gold.build_futr):
-        build(engine, spec)
+    gold.build_game(engine, spec, records=[r for r in recs if int(r["draw_no"]) <= newest - hold_back])
     return engine, url, spec
 
 

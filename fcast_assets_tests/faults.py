@@ -122,14 +122,10 @@ def empty_db(kind: str, folder: Path) -> str:
 def build_loto6(eng: Engine) -> None:
     """The six games seeded, loto6's bronze, silver and gold tables built (what a training case needs)."""
     from fcast_assets.features import gold
-    from fcast_assets.lake import games, pipeline
+    from fcast_assets.lake import games
 
     games.seed_games(eng)
-    spec = games.get_game(eng, "loto6")
-    pipeline.ingest_bronze(eng, spec)
-    pipeline.build_silver_table(eng, spec, engine_name="pandas")
-    for build in (gold.build_anomaly, gold.build_features, gold.build_static, gold.build_futr):
-        build(eng, spec)
+    gold.build_game(eng, games.get_game(eng, "loto6"))
 
 
 def home_env(folder: Path, url: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ schema hash, availability per feature: covers the horizon or not).
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import pandas as pd
 import pyarrow as pa
@@ -200,6 +200,23 @@ def build_futr(engine: Engine, spec: GameSpec, root: Optional[str] = None, h: in
     missing = horizon_gaps(df, slot_ids(spec), h)
     return write_gold(engine, spec, "futr", df, root, horizon=h, availability=_availability(df, df),
                       extra_stats={"horizon_gaps": missing})
+
+
+GOLD_BUILDS = (build_anomaly, build_features, build_static, build_futr)  # anomaly first: features read it
+
+
+def build_gold(engine: Engine, spec: GameSpec, root: Optional[str] = None) -> dict[str, dict[str, Any]]:
+    """Every gold table of a game from its silver table, in dependency order (what training reads)."""
+    return {b.__name__.removeprefix("build_"): b(engine, spec, root) for b in GOLD_BUILDS}
+
+
+def build_game(engine: Engine, spec: GameSpec, records: Optional[Iterable[dict[str, Any]]] = None,
+               root: Optional[str] = None) -> dict[str, Any]:
+    """A game's lake from bronze through gold in one call (bronze from ``records`` or the game's files, silver
+    with pandas): what a fresh home, a test or a benchmark needs before training."""
+    return {"bronze": pipeline.ingest_bronze(engine, spec, root, records=records),
+            "silver": pipeline.build_silver_table(engine, spec, root, engine_name="pandas"),
+            **build_gold(engine, spec, root)}
 
 
 def horizon_gaps(futr: pd.DataFrame, ids: list[str], h: int) -> list[str]:

@@ -43,8 +43,7 @@ def prepare(engine: Engine, game: str, library: str = "neuralforecast", models: 
         pipeline.build_silver_table(engine, spec, engine_name="pandas")
         done["lake"] = game
     if not all(deltaio.exists(gold.gold_uri(spec, t)) for t in ("features", "static", "futr")):
-        for build in (gold.build_anomaly, gold.build_features, gold.build_static, gold.build_futr):
-            build(engine, spec)
+        gold.build_gold(engine, spec)
         done["gold"] = game
     done["selectors"] = [s.key for s in seed_selectors(engine, spec)]
     return done
