@@ -24,6 +24,9 @@ ADAPTERS = {
     "utilsforecast": "fcast_assets.compat.function_adapter:UtilsForecastAdapter",
     "coreforecast": "fcast_assets.compat.function_adapter:CoreForecastAdapter",
     "hierarchicalforecast": "fcast_assets.compat.function_adapter:HierarchicalForecastAdapter",
+    "chronos": "fcast_assets.compat.foundation_adapter:ChronosAdapter",
+    "timesfm": "fcast_assets.compat.foundation_adapter:TimesFMAdapter",
+    "datasetsforecast": "fcast_assets.compat.datasets_adapter:DatasetsForecastAdapter",
 }
 
 Progress = Callable[[int, int, str], None]

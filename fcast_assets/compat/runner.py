@@ -61,6 +61,12 @@ class Group:
     cells: list[Cell]
 
 
+class CellSkipped(Exception):
+    """Raised by an adapter's ``run`` when a cell cannot run here (its data cannot be reached, e.g. offline): the
+    cell is recorded ``skipped`` with the message as the reason (the subclass name as ``exception_type``), not as
+    an error of the library."""
+
+
 class Adapter(Protocol):
     def setup(self, group: Group) -> Any: ...
 
@@ -85,6 +91,9 @@ def execute_cell(adapter: Adapter, state: Any, cell: Cell) -> dict[str, Any]:
         warnings.simplefilter("always")
         try:
             breaches = adapter.run(state, cell)
+        except CellSkipped as e:
+            return {"status": "skipped", "exception_type": type(e).__name__, "message": str(e)[:1000] or None,
+                    "seconds": time.perf_counter() - t0, "warnings": _warnings_of(caught)}
         except Exception as e:  # noqa: BLE001 - every library exception is a result
             return {"status": "error", "exception_type": type(e).__name__, "message": _first_line(e),
                     "seconds": time.perf_counter() - t0, "warnings": _warnings_of(caught),
