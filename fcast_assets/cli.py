@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 import sys
 
 import click
 from tabulate import tabulate
 
 from . import config
+from .config import mask
 from .progress import terminal_progress
 
 
@@ -19,12 +19,6 @@ def _engine():
     return get_engine(config.db_url())
 
 
-_SECRET = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
-
-
-def mask(text: str) -> str:
-    """Passwords in URLs (postgresql+psycopg://user:secret@host/db) replaced by ***."""
-    return _SECRET.sub(r"\1***@", str(text))
 
 
 def _usage_line(e: click.UsageError) -> None:

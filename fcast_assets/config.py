@@ -10,7 +10,10 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+
+_SECRET = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
 
 
 def data_home() -> Path:
@@ -43,3 +46,8 @@ def artifact_root() -> Path:
     """Trained model folders (``NeuralForecast.save``): ``FCAST_ARTIFACTS`` or ``$FCAST_HOME/artifacts``; one
     versioned folder per model version: ``<root>/models/<game>/<selector>/v<version>``."""
     return Path(os.environ.get("FCAST_ARTIFACTS") or data_home() / "artifacts").resolve()
+
+
+def mask(text: str) -> str:
+    """Passwords in URLs (postgresql+psycopg://user:secret@host/db) replaced by ***."""
+    return _SECRET.sub(r"\1***@", str(text))

@@ -37,6 +37,27 @@ def test_definitions_load(defs):
     assert defs.resolve_job_def("observe_library_releases") is not None
 
 
+_TAG = __import__("re").compile(r"<[A-Za-z_/][^<>`]*>")
+_CODE = __import__("re").compile(r"`[^`]*`")
+
+
+def html_swallowed(markdown: str) -> list[str]:
+    """The ``<word>`` pieces of a Markdown text the UI would take for HTML tags (outside `code` spans)."""
+    return _TAG.findall(_CODE.sub("", markdown or ""))
+
+
+def test_descriptions_render_in_the_ui(defs):
+    """Dagster renders descriptions as Markdown: a bare ``<game>`` is an HTML tag and vanishes. Every asset's and
+    sensor's description keeps its placeholders in code spans."""
+    assert html_swallowed("one series per slot (<game>_N1)") == ["<game>"]  # the look-alike that must be caught
+    assert html_swallowed("one series per slot (`<game>_N1`)") == []
+    graph = defs.resolve_asset_graph()
+    bad = {k.to_user_string(): html_swallowed(graph.get(k).description)
+           for k in graph.get_all_asset_keys() if html_swallowed(graph.get(k).description)}
+    bad |= {s.name: html_swallowed(s.description) for s in defs.sensors or [] if html_swallowed(s.description)}
+    assert not bad, f"descriptions with text the UI takes for HTML: {bad}"
+
+
 def test_cli_materialize_neuralforecast_partition(tmp_path):
     """`dagster asset materialize -m fcast_assets.definitions --select library_registry --partition neuralforecast`"""
     url = f"sqlite:///{tmp_path / 'forecast_meta.db'}"

@@ -195,6 +195,25 @@ def test_profile_detects_non_random_series():
     assert se < 0.5 < wn
 
 
+def test_profile_serial_statistics_match_their_formulas():
+    """ACF, Ljung-Box and the runs test (statsmodels) against the textbook formulas on a series small enough
+    to count by hand: 1, 2, 1, 2, ... (lag-1 correlation -(n-1)/n, every step a run)."""
+    from scipy import stats as st
+
+    n = 30
+    x = np.array([1.0, 2.0] * (n // 2))
+    r = profile.acf(x, 3)
+    assert r[0] == 1 and r[1] == pytest.approx(-(n - 1) / n) and r[2] == pytest.approx((n - 2) / n)
+    q = n * (n + 2) * sum(r[k] ** 2 / (n - k) for k in (1, 2, 3))
+    assert profile.ljung_box(x, 3) == pytest.approx((q, st.chi2.sf(q, 3)))
+    n1 = n2 = n // 2  # median 1.5: nothing dropped; 30 runs
+    mu, var = 2 * n1 * n2 / n + 1, 2 * n1 * n2 * (2 * n1 * n2 - n) / (n ** 2 * (n - 1))
+    z = (n - mu) / np.sqrt(var)
+    assert profile.runs_test(x) == pytest.approx((z, 2 * st.norm.sf(z)))
+    assert profile.acf(np.ones(8), 20).tolist() == [0.0] * 21  # constant: no correlation, lags past the end padded
+    assert profile.ljung_box(np.ones(8), 3) == (0.0, 1.0) and profile.runs_test(np.ones(8)) == (0.0, 1.0)
+
+
 def test_profile_for_a_game_has_numbers_and_verdict(eng):
     spec = games.get_game(eng, "miniloto")
     pipeline.ingest_bronze(eng, spec)

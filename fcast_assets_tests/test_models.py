@@ -20,7 +20,7 @@ from fcast_assets.defs.models.sensors import model_partitions_sensor, retrain_mo
 from fcast_assets.defs.resources import MetadataDB
 from fcast_assets.features import gold
 from fcast_assets.lake import deltaio, games, pipeline
-from fcast_assets.models import baselines as B
+from fcast_assets.plans import baselines as B
 from fcast_assets.models import train as T
 from fcast_assets.models.choose import ModelChoiceError, choose
 from fcast_assets.models.config import game_config
@@ -354,3 +354,26 @@ def test_model_tables_and_staleness_sql_on_both_databases(engine):
     assert stale_models(engine) == []
     fm()
     assert [s["reason"] for s in stale_models(engine)] == ["new draws"]
+
+
+def test_trained_models_on_a_fresh_home_fails_with_what_to_run(tmp_path, monkeypatch):
+    """A model partition launched on a fresh home (selectors seeded, nothing else built): the run fails with one
+    line naming what to materialize first (a dagster Failure whose description is the message, not a stack
+    trace)."""
+    from fcast_assets.db.engine import init_db, make_engine
+
+    url = f"sqlite:///{tmp_path / 'meta.db'}"
+    init_db(make_engine(url))
+    monkeypatch.setenv("FCAST_HOME", str(tmp_path))
+    monkeypatch.setenv("FCAST_LAKE", str(tmp_path / "lake"))
+    inst = dg.DagsterInstance.ephemeral()
+    inst.add_dynamic_partitions("model", ["loto6.N1"])
+    games.seed_games(make_engine(url))
+    seed_selectors(make_engine(url), games.get_game(make_engine(url), "loto6"))
+    res = dg.materialize([MA.trained_models], partition_key="loto6.N1", instance=inst,
+                         resources={"meta_db": MetadataDB(url=url)}, raise_on_error=False)
+    assert not res.success
+    failure = next(e for e in res.all_events if e.event_type_value == "STEP_FAILURE")
+    err = failure.step_failure_data.error
+    assert err.cls_name == "Failure" and "materialize gold_features for loto6 first" in err.message, err.message
+    assert failure.step_failure_data.user_failure_data.description.startswith("gold features of loto6 are empty")

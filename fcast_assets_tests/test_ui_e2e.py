@@ -72,7 +72,8 @@ def ui(tmp_path_factory):
     env.pop("FCAST_DB_URL", None)
     dagster = Path(sys.executable).parent / "dagster"
     log = open(tmp / "dagster_dev.log", "w")
-    proc = subprocess.Popen([str(dagster), "dev", "-m", "fcast_assets.definitions", "-h", "127.0.0.1",
+    # the README's command: `dagster dev` in the checkout, which reads workspace.yaml (location "fcast")
+    proc = subprocess.Popen([str(dagster), "dev", "-h", "127.0.0.1",
                              "-p", str(port)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)  # its own process group: stopped together at the end
     base = f"http://127.0.0.1:{port}"
@@ -201,3 +202,14 @@ def test_materialize_button_then_pages_in_chromium(ui):
     finally:
         driver.quit()
     assert (SCREENSHOTS / "asset_graph_registry.png").stat().st_size > 10_000
+
+
+def test_dev_log_has_no_location_name_warning(ui):
+    """The code location is named the same in workspace.yaml and pyproject's [tool.dg.project]: Dagster's
+    "code location name ... does not match" warning (logged on every definitions load) never appears."""
+    client, tmp = ui
+    repo = client.gql("{ repositoriesOrError { ... on RepositoryConnection { nodes { location { name } } } } }")[
+        "repositoriesOrError"]["nodes"][0]
+    assert repo["location"]["name"] == "fcast"
+    text_ = (tmp / "dagster_dev.log").read_text(encoding="utf-8", errors="replace")
+    assert "does not match the name" not in text_, [ln for ln in text_.splitlines() if "does not match" in ln][:2]

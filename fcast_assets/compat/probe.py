@@ -15,6 +15,7 @@ from sqlalchemy import Engine, insert, select, text, update
 from ..db import models as m
 from .process import owner, owner_gone
 from .registry_view import latest_release
+from ..vocab import Exog
 from .runner import AUTO_TIMEOUT_FACTOR, TIMEOUT_RETRIES, Cell, Group, run_groups
 
 ADAPTERS = {
@@ -200,7 +201,7 @@ def finalize(engine: Engine, run_id: int, wall: float | None = None) -> dict[str
             "wall_seconds": None if wall is None else round(wall, 2)}
 
 
-_EXOG = {"futr_exog_list": "exog_futr", "hist_exog_list": "exog_hist", "stat_exog_list": "exog_stat"}
+_EXOG = {e.list_param: e.capability for e in Exog}
 
 
 def _observed_capabilities(conn, run_id: int, release_id: int) -> list[dict[str, Any]]:

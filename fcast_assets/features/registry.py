@@ -19,9 +19,10 @@ from sqlmodel import Session, select
 from fcast_assets.db.feature_models import FeatureDef, FeatureGenerator, FeatureSet, FeatureSetItem
 from fcast_assets.db.models import utcnow
 from fcast_assets.lake.games import GameSpec
+from fcast_assets.vocab import Exog
 
 GENERATORS_FILE = Path(__file__).with_name("generators.yaml")
-PREFIXES = {"hist": "hist_", "fut": "fut_", "stat": "stat_"}
+PREFIXES = {e.feature_group: e.feature_prefix for e in Exog}
 AVAILABILITY = {"hist": "past_only", "fut": "known_future", "stat": "static"}
 DEFAULT_SET = "default"
 

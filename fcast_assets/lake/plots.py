@@ -106,8 +106,8 @@ def profile_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
 
 
 def profile_png(spec: GameSpec, rows: Iterable[dict[str, Any]], root: Optional[str] = None) -> Path:
-    """Three panels per series: test p-values (log scale, with the Bonferroni level), entropy ratio (1 = as
-    uniform as the fair draw allows), lag-1 and max |ACF| over lags 1..20 against the white-noise band."""
+    """Three panels per series: test p-values (log scale, with the Bonferroni level), entropy ratio (observed over
+    the entropy of the fair-draw distribution of the slot: 1 = as spread as a fair draw), lag-1 and max |ACF| over lags 1..20 against the white-noise band."""
     wide = profile_frame(rows)
     if wide.empty:
         raise ValueError(f"no profile rows of a series for {spec.code}")
@@ -133,7 +133,9 @@ def profile_png(spec: GameSpec, rows: Iterable[dict[str, Any]], root: Optional[s
     finite = ratio[np.isfinite(ratio)]
     ax_e.set_xlim(min(0.9, float(finite.min()) - 0.01) if len(finite) else 0.0,
                   max(1.005, float(finite.max()) + 0.005) if len(finite) else 1.005)
-    ax_e.set_title("entropy / max entropy", fontsize=9)
+    # the reference is the entropy of the slot's distribution under a fair draw, not a maximum: a sorted slot's
+    # distribution is not uniform, so a sample can spread wider than it (ratio above 1)
+    ax_e.set_title("entropy / fair-draw entropy (1 = as fair)", fontsize=9)
 
     acf1 = wide["acf_lag1"].to_numpy(dtype=float) if "acf_lag1" in wide else np.full(len(wide), np.nan)
     acfm = wide["acf_max_abs_1_20"].to_numpy(dtype=float) if "acf_max_abs_1_20" in wide else acf1

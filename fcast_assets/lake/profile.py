@@ -133,34 +133,39 @@ def pmf_entropy_bits(pmf: dict[int, float]) -> float:
 
 
 def acf(x: np.ndarray, nlags: int) -> np.ndarray:
-    x = np.asarray(x, dtype=float) - np.mean(x)
-    denom = float((x * x).sum())
-    if denom == 0:
+    """Sample autocorrelation at lags 0..nlags (statsmodels); a constant series has none (zeros)."""
+    from statsmodels.tsa.stattools import acf as sm_acf
+
+    x = np.asarray(x, dtype=float)
+    if float(np.var(x)) == 0:
         return np.zeros(nlags + 1)
-    return np.array([1.0] + [float((x[k:] * x[:-k]).sum() / denom) for k in range(1, nlags + 1)])
+    r = np.asarray(sm_acf(x, nlags=min(nlags, len(x) - 1), fft=False, adjusted=False), dtype=float)
+    return np.pad(r, (0, nlags + 1 - len(r)))  # lags beyond the series: no pairs, no correlation
 
 
 def ljung_box(x: np.ndarray, lag: int = LB_LAG) -> tuple[float, float]:
-    n = len(x)
-    r = acf(x, lag)[1:]
-    q = float(n * (n + 2) * sum(r[k - 1] ** 2 / (n - k) for k in range(1, lag + 1)))
-    return q, float(stats.chi2.sf(q, lag))
+    """Ljung–Box Q at ``lag`` and its p-value (statsmodels' acorr_ljungbox)."""
+    from statsmodels.stats.diagnostic import acorr_ljungbox
+
+    x = np.asarray(x, dtype=float)
+    if float(np.var(x)) == 0:
+        return 0.0, 1.0
+    res = acorr_ljungbox(x, lags=[lag], return_df=True)
+    return float(res["lb_stat"].iloc[0]), float(res["lb_pvalue"].iloc[0])
 
 
 def runs_test(x: np.ndarray) -> tuple[float, float]:
-    """Wald–Wolfowitz runs test above/below the median (values equal to the median dropped)."""
-    med = np.median(x)
-    s = np.asarray(x)[np.asarray(x) != med] > med
-    n1, n2 = int(s.sum()), int((~s).sum())
-    if n1 == 0 or n2 == 0:
+    """Wald–Wolfowitz runs test above/below the median (values equal to the median dropped; statsmodels'
+    runstest_1samp without the small-sample continuity correction)."""
+    from statsmodels.sandbox.stats.runs import runstest_1samp
+
+    x = np.asarray(x, dtype=float)
+    med = float(np.median(x))
+    kept = x[x != med]
+    if (kept > med).all() or (kept < med).all():
         return 0.0, 1.0
-    runs = 1 + int((s[1:] != s[:-1]).sum())
-    mu = 2 * n1 * n2 / (n1 + n2) + 1
-    var = 2 * n1 * n2 * (2 * n1 * n2 - n1 - n2) / ((n1 + n2) ** 2 * (n1 + n2 - 1))
-    if var <= 0:
-        return 0.0, 1.0
-    z = (runs - mu) / np.sqrt(var)
-    return float(z), float(2 * stats.norm.sf(abs(z)))
+    z, p = runstest_1samp(kept, cutoff=med, correction=False)
+    return (0.0, 1.0) if not np.isfinite(z) else (float(z), float(p))
 
 
 def spectral_entropy(x: np.ndarray) -> float:

@@ -126,9 +126,7 @@ def model_train(game: str, selectors: tuple[str, ...], max_steps: int | None, re
                 if rows:  # the selectors trained before the refusal
                     click.echo(tabulate(rows, headers=["model", "model_id", "version", "cv mae", "beats baselines",
                                                        "artifact"]))
-                from ..cli import mask
-
-                _fail(mask(str(e)), 3)
+                _fail(config.mask(str(e)), 3)
             except Exception as e:  # noqa: BLE001 - reported, the other selectors go on
                 failed += 1
                 rows.append((f"{game}.{n}", "", "", "", f"{type(e).__name__}: {e}"[:200], ""))

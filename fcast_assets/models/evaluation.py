@@ -52,6 +52,7 @@ def plot_forecasts(engine: Engine, model_id: int, path: str | Path, max_series: 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     row = get_model(engine, model_id)
     mv = latest_version(engine, model_id)
@@ -71,6 +72,8 @@ def plot_forecasts(engine: Engine, model_id: int, path: str | Path, max_series: 
             ax.plot(part["ds"], part[c], linewidth=2 if c == _model_name(row) else 1, label=c,
                     alpha=1 if c == _model_name(row) else 0.6)
         ax.set_title(f"{uid}: CV forecasts vs actual (draw number)", fontsize=9)
+        if pd.api.types.is_integer_dtype(part["ds"]):  # draw numbers: whole ticks, never 1234.5
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0, 0].legend(fontsize=7, ncol=3, loc="upper left")
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -8,8 +8,15 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-COMPAT_MODELS = ["NHITS", "TSMixerx"]
-COMPAT_FAMILIES = ["futr_exog_list", "hist_exog_list", "stat_exog_list"]
+from .config import game_config
+
+
+def compat_needs(game: str) -> tuple[list[str], list[str]]:
+    """The model classes the game's configuration may train (``model``, and ``multivariate_model`` for the ALL
+    selector in multivariate_joint mode) and the compat families they must have passed (models.yaml)."""
+    cfg = game_config(game)
+    models = list(dict.fromkeys(m for m in (cfg.get("model"), cfg.get("multivariate_model")) if m))
+    return models, list(cfg.get("compat_families") or [])
 
 
 def _count(engine: Engine, sql: str, **params: Any) -> int:
@@ -30,11 +37,12 @@ def prepare(engine: Engine, game: str, library: str = "neuralforecast", models: 
                           "ON l.library_id = r.library_id WHERE l.name = :n", n=library):
         scan_and_store(library, engine)
         done["scanned"] = library
-    models = models or COMPAT_MODELS
+    needed, families = compat_needs(game)
+    models = models or needed
     have = _count(engine, "SELECT COUNT(DISTINCT model) FROM compat_result WHERE param = 'hist_exog_list' "
                           "AND status = 'ok'")
     if have < len(models):
-        run_matrix(engine, library, models=models, families=COMPAT_FAMILIES, workers=2)
+        run_matrix(engine, library, models=models, families=families, workers=2)
         done["compat"] = models
     games.seed_games(engine)
     spec = games.get_game(engine, game)

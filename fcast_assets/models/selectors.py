@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 from ..db.dataset_models import DatasetGame
 from ..db.model_models import ModelSeriesSelector
 from ..lake.games import GameSpec
+from ..plans.gold_data import find_selector
 from .config import ALL
 
 
@@ -71,14 +72,7 @@ def seed_selectors(engine: Engine, spec: GameSpec) -> list[Selector]:
 
 
 def get_selector(engine: Engine, game: str, name: str) -> Selector:
-    with Session(engine) as s:
-        row = s.exec(select(ModelSeriesSelector, DatasetGame.code)
-                     .join(DatasetGame, DatasetGame.game_id == ModelSeriesSelector.game_id)
-                     .where(DatasetGame.code == game, ModelSeriesSelector.name == name)).first()
-    if row is None:
-        raise LookupError(f"no selector {name!r} for game {game!r}: selectors are N1..Nk and ALL of an active game "
-                          "(materialize model_selectors or run `fcast model selectors`)")
-    return _to(row[0], row[1])
+    return _to(find_selector(engine, game, name), game)
 
 
 def selector_by_id(engine: Engine, selector_id: int) -> Selector:

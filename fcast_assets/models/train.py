@@ -35,11 +35,12 @@ from ..lake import games as G
 from ..lake import versions as V
 from ..plans import loader, runner
 from .config import game_config
-from .data import load_gold
+from ..plans.gold_data import load_gold
+from ..vocab import Exog
 from .selectors import Selector, get_selector, seed_selectors, selector_by_id
 
 log = logging.getLogger(__name__)
-EXOG_PARAM = {"hist": "hist_exog_list", "futr": "futr_exog_list", "stat": "stat_exog_list"}
+EXOG_PARAM = {e.value: e.list_param for e in Exog}
 GOLD_TABLE = {"hist": "features", "futr": "futr", "stat": "static"}
 
 

@@ -2,7 +2,7 @@
 
 ``data:`` in a plan is one of
 - a name: ``synthetic``, ``synthetic_futr``, ``synthetic_hist``, ``synthetic_exog`` (tiny synthetic frames);
-- ``gold:<game>:<selector>``: a game's gold feature tables (see :mod:`fcast_assets.models.data`);
+- ``gold:<game>:<selector>``: a game's gold feature tables (see :mod:`fcast_assets.plans.gold_data`);
 - a mapping ``{synthetic: {...}}``: synthetic frames shaped as described (keys in ``SYNTHETIC_KEYS``):
   ``n_series``, ``n_points`` (or per-series ``lengths``), ``ds`` (``datetime`` / ``int``), ``freq`` (a pandas
   alias such as D, B, MS, W-SUN, h for datetime ds; an integer step for int ds), ``start``, ``horizon`` (rows per
@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from .gold_data import load_gold, plan_inputs
 
 N_SERIES = 2
 N_POINTS = 64
@@ -137,7 +139,7 @@ def describe(name: Any) -> str:
 
 def load(name: Any, engine: Any = None, plan: dict[str, Any] | None = None) -> dict[str, Any]:
     """A data set by name or spec; ``gold:<game>:<selector>`` reads the game's gold tables (needs the engine) with
-    the exogenous columns the plan's models list (:mod:`fcast_assets.models.data`)."""
+    the exogenous columns the plan's models list (:mod:`fcast_assets.plans.gold_data`)."""
     name = name or "synthetic"
     if isinstance(name, str) and name.lstrip().startswith("{"):
         import json
@@ -158,8 +160,6 @@ def load(name: Any, engine: Any = None, plan: dict[str, Any] | None = None) -> d
     if not isinstance(name, str):
         raise PlanDataError(f"data is a name or a mapping, not {name!r}")
     if name.startswith("gold:"):
-        from ..models.data import load_gold, plan_inputs
-
         if engine is None:
             raise PlanDataError(f"data set {name!r} needs the metadata database")
         exog, h = plan_inputs(plan, engine)

@@ -26,6 +26,7 @@ import pandas as pd
 
 from ..compat import scenario
 from ..compat.runner import _warnings_of as warning_lines
+from ..vocab import Exog
 
 TIMEOUT_S = float(os.environ.get("FCAST_MINIATURE_TIMEOUT", "120"))
 MODEL_OVERRIDES = {"max_steps": 1, "val_check_steps": 1}
@@ -49,7 +50,7 @@ def exog_sensitivity(nf: Any, kw: dict[str, Any], out: pd.DataFrame, frames: dic
 
     rng = np.random.default_rng(7)
     found: list[str] = []
-    groups = {"futr": "futr_exog_list", "hist": "hist_exog_list", "stat": "stat_exog_list"}
+    groups = {e.value: e.list_param for e in (Exog.FUTR, Exog.HIST, Exog.STAT)}
     for g, attr in groups.items():
         models = [m for m in nf.models if list(getattr(m, attr, None) or [])]
         if not models:

@@ -28,6 +28,7 @@ from ..compat.process import owner, owner_gone
 from ..db import run_models as rm
 from ..db.models import utcnow
 from . import data as plan_data
+from .baselines import add_baselines
 from .evaluate import evaluate_forecast
 from .loader import get_plan, plan_names
 from .miniature import (MODEL_OVERRIDES, exog_sensitivity, miniature_overrides, warning_lines,
@@ -230,8 +231,6 @@ class _Exec:
             raise _Skip(f"no forecast to evaluate{' named ' + on if on else ''} (did the forecast step fail?)")
         fc, split, _ = cands[max(cands)]
         if params.get("baselines"):
-            from ..models.baselines import add_baselines
-
             fc = add_baselines(fc, self.data, params["baselines"])
             path = self.work_dir / f"step{step['ord']:02d}_with_baselines.parquet"
             fc.to_parquet(path, index=False)

@@ -28,6 +28,7 @@ from ..compat.registry_view import latest_release, loss_kinds, model_classes
 from ..db import run_models as rm
 from ..db.models import JSONType
 from . import data as plan_data
+from .baselines import check_baselines
 from .loader import EVALUATE, get_plan, plan_names
 
 RULE_SOURCE = "rule"
@@ -575,8 +576,6 @@ def _check_step(ctx: Context, state: dict[str, Any], step: dict[str, Any]) -> li
             if k not in ("metrics", "on", "baselines"):
                 add(step, k, "unknown_argument", f"evaluate takes metrics, on and baselines, not {k!r}",
                     "remove it")
-        from ..models.baselines import check_baselines
-
         for msg, fix in check_baselines(params.get("baselines") or [], state["frames"]):
             add(step, "baselines", "unknown_baseline", msg, fix)
         forecasts = [s for s in state["steps"] if s["ord"] < step["ord"] and s["short"] in FORECASTS]

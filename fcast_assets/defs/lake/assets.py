@@ -132,8 +132,8 @@ def bronze_draws(context: dg.AssetExecutionContext, config: BronzeConfig, meta_d
     kinds={"delta", "pandas", "spark"},
     owners=["team:fcast"],
     check_specs=[silver_check_spec()],
-    description="Long format unique_id, ds, y (+ draw_no, slot, transform): one series per slot (<game>_N1 …, "
-    "B1 …, SUM) and its cumsum, diff1, parity and rolling sum/mean/std variants. Models index time by draw_no "
+    description="Long format unique_id, ds, y (+ draw_no, slot, transform): one series per slot (`<game>_N1` …, "
+    "`B1` …, `SUM`) and its cumsum, diff1, parity and rolling sum/mean/std variants. Models index time by draw_no "
     "(draws are not on a fixed calendar); ds is the draw date. Engine: pandas, or Spark with FCAST_ENGINE=spark.",
 )
 def silver_series(context: dg.AssetExecutionContext, config: SilverConfig, meta_db: MetadataDB,

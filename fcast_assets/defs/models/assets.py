@@ -67,7 +67,7 @@ def _model_id(engine, key: str) -> int:
 @dg.asset(
     deps=[lottery_games], group_name=GROUP, kinds={"python", "sqlite", "postgres"}, owners=["team:fcast"],
     description="model_series_selector rows: per active game one selector per main slot (N1..Nk) and ALL; each is "
-    "a `model` partition <game>.<selector> (loto6: 6 + 1 = 7).",
+    "a `model` partition `<game>.<selector>` (loto6: 6 + 1 = 7).",
 )
 def model_selectors(context: dg.AssetExecutionContext, meta_db: MetadataDB) -> dg.MaterializeResult:
     import pandas as pd
@@ -108,10 +108,20 @@ def trained_models(context: dg.AssetExecutionContext, config: TrainConfig, meta_
     from fcast_assets.models.selectors import split_key
     from fcast_assets.models.train import get_model, model_table, train
 
+    from fcast_assets.models.choose import ModelChoiceError
+    from fcast_assets.plans.gold_data import GoldDataError
+
     eng = meta_db.engine()
     game, sel = split_key(context.partition_key)
-    res = train(eng, game, sel, overrides=_overrides(config) or None, reconfigure=config.reconfigure,
-                progress=log_progress(context, f"training {context.partition_key}: plan steps"))
+    try:
+        res = train(eng, game, sel, overrides=_overrides(config) or None, reconfigure=config.reconfigure,
+                    progress=log_progress(context, f"training {context.partition_key}: plan steps"))
+    except (LookupError, ModelChoiceError, GoldDataError) as e:
+        if isinstance(e, (KeyError, IndexError)):
+            raise  # a defect, with its traceback
+        # a missing prerequisite (no registry scan, no selectors, no gold tables, no passing compat cell): the one
+        # line saying what to materialize first is the failure's message, not a line under a stack trace
+        raise dg.Failure(description=str(e), allow_retries=False) from None
     row = get_model(eng, res["model_id"])
     with eng.connect() as conn:
         r = conn.execute(text("""SELECT SUM(wall_s) w, SUM(cpu_user_s) u, SUM(cpu_sys_s) s, MAX(max_rss_mb) rss,

@@ -9,7 +9,7 @@ from fcast_assets.defs.resources import MetadataDB
 
 @dg.sensor(
     minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Adds a `model` partition <game>.<selector> for every selector of an active game (seeding the "
+    description="Adds a `model` partition `<game>.<selector>` for every selector of an active game (seeding the "
     "selectors of new games), removes those of deactivated games.",
 )
 def model_partitions_sensor(context: dg.SensorEvaluationContext, meta_db: MetadataDB) -> dg.SensorResult:

@@ -18,9 +18,10 @@ from sqlalchemy import Engine
 from ..features import gold
 from ..lake import deltaio
 from ..lake import games as G
+from ..vocab import Exog
 
 PREFIX = "gold:"
-EXOG_PARAMS = {"hist_exog_list": "hist", "futr_exog_list": "futr", "stat_exog_list": "stat"}
+EXOG_PARAMS = {e.list_param: e.value for e in Exog}
 
 
 class GoldDataError(ValueError):
@@ -70,15 +71,29 @@ def plan_inputs(plan: dict[str, Any] | None, engine: Engine | None = None
     return exog, h
 
 
+def find_selector(engine: Engine, game: str, name: str) -> Any:
+    """The ``model_series_selector`` row of (game, selector name): which series a gold data set holds."""
+    from sqlmodel import Session, select
+
+    from ..db.dataset_models import DatasetGame
+    from ..db.model_models import ModelSeriesSelector
+
+    with Session(engine) as s:
+        row = s.exec(select(ModelSeriesSelector)
+                     .join(DatasetGame, DatasetGame.game_id == ModelSeriesSelector.game_id)
+                     .where(DatasetGame.code == game, ModelSeriesSelector.name == name)).first()
+    if row is None:
+        raise LookupError(f"no selector {name!r} for game {game!r}: selectors are N1..Nk and ALL of an active game "
+                          "(materialize model_selectors or run `fcast model selectors`)")
+    return row
+
+
 def load_gold(name: str, engine: Engine, exog: dict[str, list[str]] | None = None,
               root: str | None = None, h: int | None = None) -> dict[str, Any]:
-    from .selectors import get_selector
-
     game, sel_name = parse(name)
     spec = G.get_game(engine, game)
-    sel = get_selector(engine, game, sel_name)
+    ids = list(find_selector(engine, game, sel_name).unique_ids or [])
     exog = exog or {"hist": [], "futr": [], "stat": []}
-    ids = list(sel.unique_ids)
     feats = deltaio.read(gold.gold_uri(spec, "features", root))
     if feats.empty:
         raise GoldDataError(f"gold features of {game} are empty: materialize gold_features for {game} first")
@@ -112,5 +127,5 @@ def load_gold(name: str, engine: Engine, exog: dict[str, list[str]] | None = Non
                  if not static.empty else pd.DataFrame(columns=["unique_id", *scols]))
     return {"df": df, "futr_df": futr_df, "static_df": static_df,
             "test": pd.DataFrame(columns=["unique_id", "ds", "y"]), "freq": 1,
-            "game": spec, "selector": sel, "gold_columns": {"features": list(feats.columns),
+            "game": spec, "selector": sel_name, "unique_ids": ids, "gold_columns": {"features": list(feats.columns),
                                                             "futr": list(futr.columns), "static": list(static.columns)}}
