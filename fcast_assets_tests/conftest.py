@@ -176,6 +176,20 @@ def loto6_trained(tmp_path_factory):
     engine.dispose()
 
 
+def fork_and_spawn_matrix(folder, fork: tuple, spawn: tuple, cell_timeout: float = 60):
+    """Two libraries scanned into one database, a small matrix of each: ``fork = (library, families, workers)``
+    through the fork path and ``spawn = (...)`` through the spawn path (Windows' only one: the adapter must
+    pickle). Returns (engine, fork summary, spawn summary)."""
+    from fcast_assets.compat.probe import run_matrix
+
+    engine, _ = scanned_db(folder, fork[0], spawn[0])
+    a = run_matrix(engine, fork[0], families=fork[1], workers=fork[2], cell_timeout=cell_timeout)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FCAST_PROCESS_MODEL", "spawn")
+        b = run_matrix(engine, spawn[0], families=spawn[1], workers=spawn[2], cell_timeout=cell_timeout)
+    return engine, a, b
+
+
 def compat_rows(engine, where: str, **params):
     """compat_result rows (value and context decoded) matching the SQL condition ``where``."""
     from sqlalchemy import text

@@ -12,10 +12,9 @@ from sqlalchemy import text
 
 from fcast_assets.compat.foundation_adapter import (Q_CHRONOS2, build_chronos2, build_data, build_timesfm,
                                                     check_frame, check_monotone, check_timesfm, data_spec)
-from fcast_assets.compat.probe import run_matrix
 from fcast_assets.compat.tables import rerun_cell
 
-from .conftest import compat_cells_of_runs as cells, one_compat_cell as one, scanned_db
+from .conftest import compat_cells_of_runs as cells, fork_and_spawn_matrix, one_compat_cell as one
 
 CHRONOS_FAMILIES = ["quantile_levels", "device_map", "freq"]
 TIMESFM_FAMILIES = ["horizon", "ts_ids", "median_quantile_index"]
@@ -26,11 +25,8 @@ TFM = "timesfm3.torch.timesfm3_forecaster.TimesFM3Forecaster"
 
 @pytest.fixture(scope="module")
 def matrix(tmp_path_factory):
-    engine, _ = scanned_db(tmp_path_factory.mktemp("compatfm"), "chronos", "timesfm")
-    ch = run_matrix(engine, "chronos", families=CHRONOS_FAMILIES, workers=2, cell_timeout=60)
-    with pytest.MonkeyPatch.context() as mp:  # the spawn path (Windows' only one): the adapter must pickle
-        mp.setenv("FCAST_PROCESS_MODEL", "spawn")
-        tf = run_matrix(engine, "timesfm", families=TIMESFM_FAMILIES, workers=1, cell_timeout=60)
+    engine, ch, tf = fork_and_spawn_matrix(tmp_path_factory.mktemp("compatfm"), ("chronos", CHRONOS_FAMILIES, 2),
+                                           ("timesfm", TIMESFM_FAMILIES, 1))
     yield engine, ch, tf
     engine.dispose()
 

@@ -8,10 +8,9 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from fcast_assets.compat.probe import run_matrix
 from fcast_assets.compat.tables import rerun_cell
 
-from .conftest import compat_cells_of_runs as cells, one_compat_cell as one, scanned_db
+from .conftest import compat_cells_of_runs as cells, fork_and_spawn_matrix, one_compat_cell as one, scanned_db
 
 UF_FAMILIES = ["level", "fill_gaps", "q"]
 CF_FAMILIES = ["scalers", "lag", "window_size"]
@@ -19,11 +18,8 @@ CF_FAMILIES = ["scalers", "lag", "window_size"]
 
 @pytest.fixture(scope="module")
 def matrix(tmp_path_factory):
-    engine, _ = scanned_db(tmp_path_factory.mktemp("compatfn"), "utilsforecast", "coreforecast")
-    uf = run_matrix(engine, "utilsforecast", families=UF_FAMILIES, workers=2, cell_timeout=60)
-    with pytest.MonkeyPatch.context() as mp:  # the spawn path (Windows' only one): the adapter must pickle
-        mp.setenv("FCAST_PROCESS_MODEL", "spawn")
-        cf = run_matrix(engine, "coreforecast", families=CF_FAMILIES, workers=2, cell_timeout=60)
+    engine, uf, cf = fork_and_spawn_matrix(tmp_path_factory.mktemp("compatfn"), ("utilsforecast", UF_FAMILIES, 2),
+                                           ("coreforecast", CF_FAMILIES, 2))
     yield engine, uf, cf
     engine.dispose()
 
