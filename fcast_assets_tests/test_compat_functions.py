@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from fcast_assets.compat.tables import rerun_cell
+from fcast_assets.db.engine import make_engine
 
 from .conftest import compat_cells_of_runs as cells, fork_and_spawn_matrix, one_compat_cell as one, scanned_db
 
@@ -186,6 +187,17 @@ def test_compat_asset_partition_for_a_function_library(tmp_path, monkeypatch):
     assert meta["cells_ok"].value >= 4 and meta["cells_error"].value >= 2
     report = (tmp_path / "reports" / "compat_coreforecast.md").read_text(encoding="utf-8")
     assert "## Scaler.fit_transform · `d`" in report and "## LagTransform.transform · `lag`" in report
+    # the asset page: the legend and every (method, param) table of the run, rows named by model, none wider
+    # than 8 value columns
+    with make_engine(url).connect() as conn:
+        pairs = conn.execute(text("SELECT DISTINCT method, param FROM compat_result")).all()
+    assert pairs and "✗ **error**" in meta["legend"].value
+    for meth, param in pairs:
+        parts = [k for k in meta if k == f"table {meth}.{param}" or k.startswith(f"table {meth}.{param} (")]
+        assert parts, f"no table for {meth}.{param} on the asset page"
+        for k in parts:
+            header = meta[k].value.splitlines()[0]
+            assert header.count("|") - 2 <= 8 and "('" not in meta[k].value, k
 
 
 def test_a_cell_runs_only_registry_targets(matrix):

@@ -108,6 +108,31 @@ def _markdown(table: pd.DataFrame) -> str:
     return table.to_markdown()
 
 
+def ui_tables(df: pd.DataFrame, max_values: int = 8, max_rows: int = 60) -> dict[str, str]:
+    """Every (method, param) correspondence table of ``df`` (latest results) as Markdown for an asset page:
+    rows named ``model · scenario`` (not a tuple), at most ``max_values`` value columns per table (a wide table is
+    split into parts, so nothing is cut off on the right), the legend first. Keys are the page's labels."""
+    out = {"legend": "\n".join(f"- {x}" for x in LEGEND)}
+    for (meth, param), part in df.groupby(["method", "param"], sort=False):
+        table = pivot(part)
+        if table.empty:
+            continue
+        if isinstance(table.index, pd.MultiIndex):
+            table.index = [" · ".join(str(x) for x in t) for t in table.index]
+        table.index.name = "model"
+        cols = list(table.columns)
+        chunks = [cols[i:i + max_values] for i in range(0, len(cols), max_values)]
+        for k, chunk in enumerate(chunks):
+            label = f"table {meth}.{param}" + (f" ({k + 1}/{len(chunks)})" if len(chunks) > 1 else "")
+            body = table[chunk]
+            cut = len(body) > max_rows
+            text_ = _markdown(body.head(max_rows))
+            if cut:
+                text_ += f"\n\n{len(body) - max_rows} more rows: `fcast compat --method {meth} --param {param}`"
+            out[label] = text_
+    return out
+
+
 def correspondence(engine: Engine, method: str, param: str, library: str | None = None) -> list[tuple[str, pd.DataFrame]]:
     methods = resolve_methods(engine, method)
     if not methods:

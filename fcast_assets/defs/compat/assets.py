@@ -6,7 +6,7 @@ import dagster as dg
 
 from fcast_assets import config as fcast_config
 from fcast_assets.compat.probe import ADAPTERS, run_matrix
-from fcast_assets.compat.tables import latest_results, pivot, write_report
+from fcast_assets.compat.tables import latest_results, ui_tables, write_report
 from fcast_assets.defs.registry.assets import library_registry
 from fcast_assets.db.models import CompatResult
 from fcast_assets.defs.metadata import preview, sql_table_schema
@@ -55,10 +55,8 @@ def compat_matrix(context: dg.AssetExecutionContext, config: CompatConfig, meta_
                    auto_cell_timeout=config.auto_cell_timeout, progress=progress)
     report = write_report(engine, fcast_config.reports_dir() / f"compat_{context.partition_key}.md",
                           library=context.partition_key)
-    tables = {}
     df = latest_results(engine, library=context.partition_key)
-    for (meth, param), part in list(df.groupby(["method", "param"], sort=False))[:12]:
-        tables[f"table {meth}.{param}"] = dg.MetadataValue.md(pivot(part).head(40).to_markdown())
+    tables = {k: dg.MetadataValue.md(v) for k, v in ui_tables(df).items()}
     return dg.MaterializeResult(
         metadata={
             "library": context.partition_key,
