@@ -355,3 +355,14 @@ def test_embedding_progress_per_series():
     emb = embed_frame(frame, Stub(), context=4, stride=3, progress=seen.append)
     assert seen == ["a", "b"]
     assert emb.equals(embed_frame(frame, Stub(), context=4, stride=3))
+
+
+def test_sql_column_schema_carries_the_model_descriptions():
+    """The column schema on an asset page shows each column's description from its SQLModel field (SQLModel does
+    not make them column comments); a column without one stays without."""
+    from fcast_assets.db.models import RegistrySymbol
+    from fcast_assets.defs.metadata import sql_table_schema
+
+    cols = {c.name: c.description for c in sql_table_schema(RegistrySymbol.__table__).columns}
+    assert cols["kind"] == RegistrySymbol.model_fields["kind"].description and "module" in cols["kind"]
+    assert cols["symbol_id"] is None

@@ -13,10 +13,28 @@ from sqlalchemy import Table
 INLINE_IMAGE_MAX_BYTES = 1_000_000  # larger images are linked by path only
 
 
+def _field_descriptions(table: Table) -> dict[str, str]:
+    """The SQLModel field descriptions of ``table``'s model class (SQLModel keeps them on the pydantic field, not
+    as a column comment)."""
+    from sqlmodel import SQLModel
+
+    stack, found = list(SQLModel.__subclasses__()), None
+    while stack and found is None:
+        cls = stack.pop()
+        if getattr(cls, "__table__", None) is table:
+            found = cls
+        stack.extend(cls.__subclasses__())
+    if found is None:
+        return {}
+    return {name: f.description for name, f in found.model_fields.items() if f.description}
+
+
 def sql_table_schema(table: Table) -> dg.TableSchema:
-    """The columns of a metadata table as Dagster's TableSchema (shown on the asset page)."""
+    """The columns of a metadata table as Dagster's TableSchema (shown on the asset page), each with the
+    description its model gives it."""
+    docs = _field_descriptions(table)
     return dg.TableSchema(columns=[
-        dg.TableColumn(c.name, str(c.type).lower(), description=c.comment or None) for c in table.columns])
+        dg.TableColumn(c.name, str(c.type).lower(), description=c.comment or docs.get(c.name)) for c in table.columns])
 
 
 def arrow_schema(schema: Any) -> dg.TableSchema:
