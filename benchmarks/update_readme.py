@@ -1,7 +1,7 @@
 """Copy the latest benchmark figures (reports/scan_bench.json, compat_bench.json, features_bench.json,
 models_bench.json) into README.md between the BENCH / COMPAT-BENCH / FEATURES-BENCH / MODELS-BENCH markers.
 
-    uv run python benchmarks/update_readme.py
+    uv run python benchmarks/update_readme.py [--only COMPAT-BENCH]
 """
 
 from __future__ import annotations
@@ -11,6 +11,11 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _block(text: str, marker: str) -> str:
+    m = re.search(rf"<!-- {marker}:START -->\n(.*?)<!-- {marker}:END -->", text, re.S)
+    return m.group(1) if m else ""
 
 
 def _replace(text: str, marker: str, body: str) -> str:
@@ -31,7 +36,56 @@ def scan_table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def compat_text(fig: dict) -> str:
+COMPAT_COLUMNS = ["library", "version", "models", "cells", "ok", "error", "suspect", "timeout", "skipped", "wall s",
+                  "Σ cell s / workers", "ratio", "import s"]
+
+
+def compat_row(fig: dict) -> str:
+    c = fig["counts"]
+    models = str(fig["models"]) + (f" ({', '.join(fig['model_filter'])})" if fig.get("model_filter") else "")
+    if fig.get("family_filter"):
+        models += f", families {', '.join(fig['family_filter'])}"
+    imp = "" if fig.get("import_seconds") is None else f"{fig['import_seconds']:.2f}"
+    return (f"| {fig['library']} | {fig['version']} | {models} | {fig['cells']} | {c.get('ok', 0)} | "
+            f"{c.get('error', 0)} | {c.get('suspect', 0)} | {c.get('timeout', 0)} | {c.get('skipped', 0)} | "
+            f"{fig['wall_seconds']:.1f} | {fig['sum_per_worker_seconds']:.1f} | {fig['ratio']:.2f} | {imp} |")
+
+
+def compat_table(figs: list[dict] | dict, old_block: str = "") -> str:
+    """The per-library table of ``compat_bench.json`` (a list of libraries; an older single dict is one). Rows of
+    libraries the json lacks are kept from ``old_block`` (the README's current block), and so is a neuralforecast
+    paragraph of the older single-run format while neuralforecast has no row."""
+    figs = figs if isinstance(figs, list) else [figs]
+    rows = {f["library"]: compat_row(f) for f in figs if "sum_per_worker_seconds" in f}
+    for line in old_block.splitlines():
+        cells = [x.strip() for x in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and len(cells) == len(COMPAT_COLUMNS) and cells[0] not in ("library",):
+            rows.setdefault(cells[0], line.rstrip())
+    prose = [line for line in old_block.splitlines() if line.startswith("**Benchmark**")
+             and "neuralforecast" in line and "neuralforecast" not in rows]
+    older = [f for f in figs if "sum_per_worker_seconds" not in f]  # the older one-library format
+    prose += [_compat_text(f) for f in older if f["library"] not in rows and f["library"] == "neuralforecast"
+              and not prose]
+    def each(k: str) -> str:
+        return "/".join(f"{v:g}" for v in sorted({f[k] for f in figs if f.get(k) is not None})) or "?"
+
+    loads = [x for f in figs for x in (f.get("load_avg") or []) if x is not None]
+    out = ["Measured by `benchmarks/compat_bench.py` (a fresh SQLite DB per library, the library scanned, then its "
+           f"whole matrix; {each('workers')} workers, cell timeout {each('cell_timeout')} s, {each('cpus')}-core machine"
+           + (f", 1-minute load average {min(loads):.1f}–{max(loads):.1f} during the runs" if loads else "") + "). "
+           "*wall s*: the matrix (both phases, planning, DB writes); *Σ cell s / workers*: the cells' own "
+           "durations plus each group's setup (its shared fits), over the workers; *ratio*: wall over that — "
+           "1.0 is every worker busy with cells all the time, the rest is a process per cell, the wait for the "
+           "calibration phase and the last group; *import s*: the library's one-time import "
+           "(`adapter.prepare()` timed in a fresh process; the matrix pays it once, the target allows it). Target: wall ≤ 1.3 × Σ / workers + import.", "",
+           "| " + " | ".join(COMPAT_COLUMNS) + " |", "|---|---|---|" + "---:|" * (len(COMPAT_COLUMNS) - 3)]
+    out += [rows[k] for k in sorted(rows)]
+    if prose:
+        out += [""] + prose
+    return "\n".join(out)
+
+
+def _compat_text(fig: dict) -> str:
     counts = ", ".join(f"{k} {v}" for k, v in sorted(fig["counts"].items()))
     return "\n".join([
         f"**Benchmark** (`benchmarks/compat_bench.py`, {fig['library']} {fig['version']}, {fig['cpus']}-core "
@@ -75,16 +129,23 @@ def models_table(fig: dict) -> str:
     return "\n".join(out)
 
 
-def main() -> None:
+def main(only: list[str] | None = None) -> None:
+    """Render every block whose json exists, or only the ``only`` markers (``--only COMPAT-BENCH``)."""
     readme = ROOT / "README.md"
-    text = readme.read_text()
+    text = readme.read_text(encoding="utf-8")
     for name, marker, render in (("scan_bench.json", "BENCH", scan_table), ("compat_bench.json", "COMPAT-BENCH",
-                                 compat_text), ("features_bench.json", "FEATURES-BENCH", features_table),
+                                 compat_table), ("features_bench.json", "FEATURES-BENCH", features_table),
                                  ("models_bench.json", "MODELS-BENCH", models_table)):
         fig = ROOT / "reports" / name
-        if fig.exists():
-            text = _replace(text, marker, render(json.loads(fig.read_text())))
-    readme.write_text(text)
+        if fig.exists() and (not only or marker in only):
+            figs = json.loads(fig.read_text(encoding="utf-8"))
+            body = render(figs, _block(text, marker)) if marker == "COMPAT-BENCH" else render(figs)
+            text = _replace(text, marker, body)
+    readme.write_text(text, encoding="utf-8")
 
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    ap = argparse.ArgumentParser(description="copy the benchmark figures into README.md")
+    ap.add_argument("--only", action="append", default=None, help="a marker (BENCH, COMPAT-BENCH, ...): repeatable")
+    main(ap.parse_args().only)

@@ -5,11 +5,13 @@ status below is what the library did when run, not a verdict written by hand."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import yaml
 
 from fcast_assets.compat.frame_adapter import load_spec
-from fcast_assets.compat.neuralforecast_adapter import build_data, decode
+from fcast_assets.compat.neuralforecast_adapter import N_IDS, build_data, decode
 from fcast_assets.compat.objects import problems
 from fcast_assets.compat.probe import run_matrix
 from fcast_assets.compat.tables import rerun_cell
@@ -207,3 +209,117 @@ def test_specs_declare_scenarios_and_closed_objects(name):
             assert entry.get("scenario"), entry
         assert not problems(entry.get("values", [])), entry
     assert not problems(yaml.safe_load(yaml.safe_dump(spec.get("model_overrides", {}))))
+
+
+# --- one fit per shared setup -------------------------------------------------------------------------------
+# A real statsforecast model (Naive) whose fit and predict also write a line to a log file (every process of the
+# run appends to it): the library's own fit / predict run unchanged. predict also changes the fitted model (a
+# counter on it), so a cell that saw another cell's predict would log a count above 1.
+try:
+    from statsforecast.models import Naive as _Naive
+except ImportError:  # pragma: no cover - statsforecast is a dependency of the project
+    _Naive = object
+
+
+class CountingNaive(_Naive):
+    def _log(self, line: str) -> None:
+        import os
+
+        with open(os.environ["FCAST_TEST_FIT_LOG"], "a", encoding="utf-8") as fh:
+            fh.write(f"{line} {os.getpid()}\n")
+
+    def fit(self, *args, **kwargs):
+        self._log("fit")
+        return super().fit(*args, **kwargs)
+
+    def predict(self, *args, **kwargs):
+        self.n_predicts = getattr(self, "n_predicts", 0) + 1
+        self._log(f"predict {self.n_predicts}")
+        return super().predict(*args, **kwargs)
+
+
+COUNTING = f"{__name__}.CountingNaive"
+
+
+@pytest.fixture
+def counting_adapter(tmp_path, monkeypatch):
+    """The statsforecast adapter with CountingNaive added as a model of its own (the registry's Naive
+    parameters), and the log its fits and predicts write to."""
+    from fcast_assets.compat.frame_adapter import StatsForecastAdapter
+    from fcast_assets.compat.registry_view import latest_release
+
+    engine, _ = scanned_db(tmp_path, "statsforecast")
+    adapter = StatsForecastAdapter(engine, latest_release(engine, "statsforecast")[0], str(tmp_path))
+    adapter.models[COUNTING] = {"qualname": COUNTING, "name": "CountingNaive"}
+    adapter.init_params[COUNTING] = adapter.init_params["statsforecast.models.Naive"]
+    log = tmp_path / "fits.log"
+    monkeypatch.setenv("FCAST_TEST_FIT_LOG", str(log))
+    monkeypatch.setenv("FCAST_PROCESS_MODEL", "fork")
+    yield adapter, log
+    engine.dispose()
+
+
+def _lines(log, word: str) -> list[str]:
+    if not log.exists():
+        return []
+    return [x for x in log.read_text(encoding="utf-8").splitlines() if x.split()[0] == word]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="counts the fits of the fork process model")
+def test_cells_on_one_fitted_setup_fit_once(counting_adapter):
+    from fcast_assets.compat.runner import run_groups
+
+    adapter, log = counting_adapter
+    groups = adapter.plan([COUNTING], {}, {"predict"})  # fit → predict cells: level, h, X_df (exog data)
+    cells = [c for g in groups for c in g.cells]
+    keys = {adapter.fit_key(g.setup, c.spec) for g in groups for c in g.cells}
+    assert len(cells) >= 10 and len(keys) == 2  # the plain data, and the frame with the exogenous column
+
+    def run(groups_):
+        log.unlink(missing_ok=True)
+        out: dict = {}
+        run_groups(adapter, groups_, workers=2, on_result=lambda g, c, r: out.__setitem__(
+            (c.param, c.value_label), (r["status"], r.get("exception_type"))))
+        return out, _lines(log, "fit"), _lines(log, "predict")
+
+    shared, fits, predicts = run(groups)
+    assert len(fits) == len(keys) * N_IDS  # one fit (of each series) per shared setup, by the group process
+    assert len({f.split()[1] for f in fits}) == 1
+    assert predicts and all(p.split()[1] == "1" for p in predicts)  # each cell predicted on its own copy
+    assert shared[("level", "None")] == ("ok", None) and shared[("h", "0")] == ("error", "ValueError")
+    # the look-alike: each cell alone in its group (as a re-run is) fits for itself — and records the same
+    alone, fits_alone, _ = run([type(g)(f"{g.key}:{i}", g.model, g.setup, [c]) for g in groups
+                                for i, c in enumerate(g.cells)])
+    assert len(fits_alone) == len(cells) * N_IDS
+    assert alone == shared
+
+
+def test_a_cell_cannot_change_the_shared_fit(counting_adapter):
+    adapter, log = counting_adapter
+    (group,) = adapter.plan([COUNTING], {}, {"predict"})
+    state = adapter.setup(group)  # in this process: no fork between the cells, only the copy in run
+    assert len(_lines(log, "fit")) == 2 * N_IDS and len(state["fitted"]) == 2
+    plain = [c for c in group.cells if c.param == "h" and c.value in (1, 2, 4)]
+    assert len(plain) == 3
+    for cell in plain + plain:
+        assert adapter.run(state, cell) == []  # a right forecast (h rows per series)
+    assert len(_lines(log, "fit")) == 2 * N_IDS  # no cell fitted again
+    assert {p.split()[1] for p in _lines(log, "predict")} == {"1"}  # no cell saw another's predict
+    # a cell whose value goes into the fit has a key of its own: it fits itself, on the same state
+    (fit_group,) = adapter.plan([COUNTING], {}, {"fit"})
+    cell = fit_group.cells[0]
+    assert adapter.fit_key(fit_group.setup, cell.spec) not in state["fitted"]
+    adapter.run(state, cell)
+    assert len(_lines(log, "fit")) == 3 * N_IDS
+
+
+def test_split_groups_keep_every_cell_once(counting_adapter):
+    adapter, _ = counting_adapter
+    whole = adapter._setup(COUNTING, None)
+    groups = adapter.plan([COUNTING], {})
+    cells = [(c.method, c.param, c.value_label) for g in groups for c in g.cells]
+    assert len(groups) > 2 and all(g.setup == whole for g in groups)
+    assert sum(len(g.cells) > 24 for g in groups) <= 1 and len(set(cells)) == len(cells)
+    unsplit = [(c.method, c.param, c.value_label) for e in adapter.spec["cells"]
+               for c in adapter._cells_for(COUNTING, e)]
+    assert sorted(cells) == sorted(unsplit)

@@ -2,6 +2,11 @@
 mlforecast's MLForecast). Each library is one YAML file: the core class, how models are found (registry
 module, or a fixed list of estimators), the calibration, and the cells as *steps* (core method calls) into
 which the probed value is injected. Same tables, same runner, same post-conditions as neuralforecast.
+
+Cost: the cells of a model that start with the same fit (same model, core, data and fit kwargs: a predict
+``h`` / ``level`` / ``X_df`` probe) form one group whose setup fits once; each such cell runs only its remaining
+steps, on a private copy of the fitted core. The other cells run in groups of at most ``group_cells``, the
+longest (Auto) groups first, so that the workers stay busy to the end.
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ import copy
 import importlib
 import json
 import logging
+import time
+import warnings
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -21,7 +28,7 @@ from .candidates import candidates, label
 from .neuralforecast_adapter import H, N_IDS, N_POINTS, baseline_kwargs, build_data, decode
 from .postconditions import check_cross_validation, check_fitted, check_forecast
 from .registry_view import model_classes, params_of
-from .runner import Cell, Group
+from .runner import Cell, Group, is_auto
 
 
 def _import(qualname: str) -> Any:
@@ -42,6 +49,9 @@ class DeclarativeAdapter:
     spec: dict[str, Any]
     models: dict[str, dict[str, Any]]
     kind_word = "model"
+    # cells of milliseconds (a function call, a statistical fit): in fork mode one child runs a group's cells in
+    # turn, each on its own copy of the set-up state, instead of a process per cell (runner._batch)
+    batch_cells = True
 
     def prepare(self) -> None:
         importlib.import_module(self.spec["import"])
@@ -139,7 +149,8 @@ class FrameAdapter(DeclarativeAdapter):
                                   label(v, "baseline calibration") if has else "baseline",
                                   spec={"steps": steps, "model_kwargs": mk}))
             groups.append(Group(f"{q}:calibrate", q, self._setup(q, None), cells))
-        return groups
+        # Auto searches first: the cells wait for the whole calibration, so a slow one must not start last
+        return sorted(groups, key=lambda g: not is_auto(g.cells[0]))
 
     def plan(self, models: list[str], calibrated: dict[str, Any], families: set[str] | None = None) -> list[Group]:
         groups = []
@@ -152,8 +163,24 @@ class FrameAdapter(DeclarativeAdapter):
                     continue
                 cells += self._cells_for(q, entry)
             if cells:
-                groups.append(Group(f"{q}:cells", q, self._setup(q, calibrated.get(q)), cells))
-        return groups
+                groups += self._split(Group(f"{q}:cells", q, self._setup(q, calibrated.get(q)), cells))
+        # the longest groups first (Auto searches, then the most cells), so that no long group starts last
+        return sorted(groups, key=lambda g: (not is_auto(g.cells[0]), -len(g.cells)))
+
+    def _split(self, group: Group) -> list[Group]:
+        """A model's cells as groups that run in parallel: the cells on a shared fit together (``setup`` fits
+        each such fit once), the others in chunks of at most ``group_cells`` (spec; default 24) — the cells of
+        one group run one after the other, so a model with many slow cells does not hold the matrix's tail alone.
+        Which group a cell is in changes only its speed, never its result."""
+        s, size = group.setup, int(self.spec.get("group_cells", 24))
+        keys = self._shared_keys(group)
+        shared = [c for c in group.cells if self.fit_key(s, c.spec) in keys]
+        rest = [c for c in group.cells if self.fit_key(s, c.spec) not in keys]
+        n = -(-len(rest) // size) if rest else 0
+        parts = ([shared] if shared else []) + [rest[i * len(rest) // n:(i + 1) * len(rest) // n] for i in range(n)]
+        if len(parts) <= 1:
+            return [group]
+        return [Group(f"{group.key}:{i + 1}", group.model, s, cells) for i, cells in enumerate(parts)]
 
     def _cells_for(self, q: str, entry: dict[str, Any]) -> list[Cell]:
         method, param = entry["method"], entry["param"]
@@ -197,26 +224,123 @@ class FrameAdapter(DeclarativeAdapter):
         return cells
 
     # execution ---------------------------------------------------------------------------------------
-    def setup(self, group: Group) -> dict[str, Any]:
-        state = {"setup": group.setup}
-        try:  # compile the model's kernels once (numba) so every forked cell inherits them
-            self.run(state, Cell(group.model, "warmup", "warmup", None, "warmup", spec={"steps": group.setup["warmup"]}))
-        except Exception:  # noqa: BLE001 - the cells will record the failure themselves
-            pass
-        return state
+    # A group's cells that build the same core (model, core kwargs, data) and start with the same fit step(s)
+    # share one fit: ``setup`` makes it once (the warmup, when it starts the same way, is that fit) and such a
+    # cell runs only its remaining steps on a private deep copy of the fitted core. A cell whose value changes
+    # the model, the core, the data or the fit kwargs has another key and fits itself; so does every cell when
+    # the shared fit raised in the setup (the cell meets the same exception itself) or when the setup already
+    # spent ``SHARED_FIT_BUDGET_S`` on shared fits (a slow Auto search: the setup stays well inside its timeout).
+    SHARED_FIT_BUDGET_S = 20.0
 
-    def run(self, state: dict[str, Any], cell: Cell) -> list[str]:
-        s, spec = state["setup"], cell.spec
-        d = spec.get("data") or s["data"]
-        data = build_data(d["ds_kind"], tuple(d["exog"]))
+    def _fit_ops(self) -> set[str]:
+        return set(self.spec.get("shared_fit", ["fit"]))
+
+    def _prefix(self, steps: list[dict[str, Any]]) -> int:
+        """How many leading steps are a fit to share: fit ops without a post-condition, and not every step."""
+        n, ops = 0, self._fit_ops()
+        while n < len(steps) and steps[n]["op"] in ops and not steps[n].get("check"):
+            n += 1
+        return n if n < len(steps) else 0
+
+    def fit_key(self, setup: dict[str, Any], spec: dict[str, Any]) -> str | None:
+        """What a cell's leading fit depends on (None: nothing to share): equal keys, equal fitted cores."""
+        n = self._prefix(spec["steps"])
+        if not n:
+            return None
+        return json.dumps({"model": setup["model"], "model_kwargs": {**setup["model_kwargs"],
+                                                                     **spec.get("model_kwargs", {})},
+                           "core_kwargs": {**setup["core_kwargs"], **spec.get("core_kwargs", {})},
+                           "data": spec.get("data") or setup["data"], "fit": spec["steps"][:n]},
+                          sort_keys=True, default=str)
+
+    def _shared_keys(self, group: Group) -> set[str]:
+        """The fits worth sharing in ``group``: two cells start with it, or one cell and the warmup (which makes
+        that fit anyway)."""
+        s = group.setup
+        keys = [k for k in (self.fit_key(s, c.spec) for c in group.cells) if k is not None]
+        wkey = self.fit_key(s, {"steps": s["warmup"]}) if s.get("warmup") else None
+        return {k for k in keys if keys.count(k) + (k == wkey) >= 2}
+
+    @staticmethod
+    def _data(state: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+        """The cell's data: a private copy of the frames the setup built (a cell forked from the group process
+        would otherwise build them again, touching its pages), else built now."""
+        d = spec.get("data") or state["setup"]["data"]
+        key = json.dumps(d, sort_keys=True)
+        built = state.get("data", {}).get(key)
+        return copy.deepcopy(built) if built is not None else build_data(d["ds_kind"], tuple(d["exog"]))
+
+    def _build(self, state: dict[str, Any], spec: dict[str, Any]) -> tuple[dict[str, Any], Any, list[str]]:
+        """The cell's data, its core over its model (not fitted) and the model's column name."""
+        s = state["setup"]
+        data = self._data(state, spec)
         model = _import(s["model"])(**{k: decode(v, data) for k, v in {**s["model_kwargs"],
                                                                          **spec.get("model_kwargs", {})}.items()})
         core_kwargs = {**s["core_kwargs"], "freq": data["freq"], **spec.get("core_kwargs", {})}
         core = _import(self.spec["core"])(models=[model], **{k: decode(v, data) for k, v in core_kwargs.items()})
-        names = [type(model).__name__ if self.spec.get("model_name") == "class" else repr(model)]
-        breaches: list[str] = []
+        return data, core, [type(model).__name__ if self.spec.get("model_name") == "class" else repr(model)]
+
+    def setup(self, group: Group) -> dict[str, Any]:
+        s = group.setup
+        state: dict[str, Any] = {"setup": s, "fitted": {}, "data": {}}
+        for d in [s["data"]] + [c.spec["data"] for c in group.cells if c.spec.get("data")]:
+            if json.dumps(d, sort_keys=True) not in state["data"]:
+                state["data"][json.dumps(d, sort_keys=True)] = build_data(d["ds_kind"], tuple(d["exog"]))
+        warm = Cell(group.model, "warmup", "warmup", None, "warmup", spec={"steps": s["warmup"]})
+        wkey = self.fit_key(s, warm.spec) if s.get("warmup") else None
+        first: dict[str, dict[str, Any]] = {}
+        for c in group.cells:
+            first.setdefault(self.fit_key(s, c.spec) or "", c.spec)
+        shared = sorted(self._shared_keys(group), key=lambda k: (k != wkey, k))  # the warmup's first
+        t0 = time.perf_counter()
+        for key in shared:
+            if key != wkey and time.perf_counter() - t0 > self.SHARED_FIT_BUDGET_S:
+                break
+            spec = warm.spec if key == wkey else first[key]
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    data, core, names = self._build(state, spec)
+                    for step in spec["steps"][:self._prefix(spec["steps"])]:
+                        getattr(core, step["op"])(**{k: decode(v, data) for k, v in step.get("kwargs", {}).items()})
+            except Exception:  # noqa: BLE001 - its cells fit themselves and record what happens
+                continue
+            state["fitted"][key] = {"core": core, "names": names,
+                                    "warnings": [(w.category, str(w.message)) for w in caught]}
+        if s.get("warmup") and (wkey in state["fitted"] or not state["fitted"]):
+            try:  # run the calls once in the group process (lazy imports, kernels) so every forked cell inherits
+                self.run(state, warm)  # them; with a shared fit only its remaining steps, on a copy
+            except Exception:  # noqa: BLE001 - the cells will record the failure themselves
+                pass
+        return state
+
+    def run(self, state: dict[str, Any], cell: Cell) -> list[str]:
+        s, spec = state["setup"], cell.spec
+        key = self.fit_key(s, spec)
+        shared = state.get("fitted", {}).get(key) if key is not None else None
+        steps = spec["steps"]
         asked_level = None
-        for step in spec["steps"]:
+        core = None
+        if shared is not None:  # the group's fitted core: a private copy, so nothing this cell does reaches
+            try:                # another cell (a core that cannot be copied: the cell fits its own)
+                core = copy.deepcopy(shared["core"])
+            except Exception:  # noqa: BLE001
+                shared = None
+        if shared is None:
+            data, core, names = self._build(state, spec)
+        else:
+            data, names = self._data(state, spec), shared["names"]
+            for category, message in shared["warnings"]:  # what the fit warned, as if the cell had fitted
+                try:
+                    warnings.warn(message, category, stacklevel=1)
+                except Exception:  # noqa: BLE001 - a warning class that cannot be re-made from its message
+                    pass
+            n = self._prefix(steps)
+            for step in steps[:n]:
+                asked_level = step.get("kwargs", {}).get("level", asked_level)
+            steps = steps[n:]
+        breaches: list[str] = []
+        for step in steps:
             kwargs = {k: decode(v, data) for k, v in step.get("kwargs", {}).items()}
             asked_level = kwargs.get("level", asked_level)
             out = getattr(core, step["op"])(**kwargs)
