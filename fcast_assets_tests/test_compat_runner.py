@@ -21,14 +21,17 @@ from fcast_assets.compat.postconditions import check_cross_validation, check_for
 from fcast_assets.compat.process import call_isolated, process_model
 from fcast_assets.compat.runner import Cell, Group, run_groups
 
-MODES = ["fork", "spawn"]
+MODES = ["fork", "fork-batch", "spawn"]
 
 
 @pytest.fixture(params=MODES)
 def mode(request, monkeypatch):
-    if request.param == "fork" and not hasattr(os, "fork"):
+    """fork: a child per cell; fork-batch: an adapter with ``batch_cells`` (cheap cells run in turn in one child,
+    a cell that overruns or kills it runs again alone); spawn: the worker pool."""
+    if request.param.startswith("fork") and not hasattr(os, "fork"):
         pytest.skip("no os.fork on this platform")
-    monkeypatch.setenv("FCAST_PROCESS_MODEL", request.param)
+    monkeypatch.setenv("FCAST_PROCESS_MODEL", request.param.split("-")[0])
+    monkeypatch.setattr(ToyAdapter, "batch_cells", request.param == "fork-batch", raising=False)
     return request.param
 
 
@@ -69,6 +72,10 @@ class ToyAdapter:
             return []
         if action == "sleep":
             time.sleep(cell.spec["s"])
+            return []
+        if action == "pid":  # which process ran the cell
+            with open(cell.spec["file"], "a", encoding="utf-8") as f:
+                f.write(f"{os.getpid()}\n")
             return []
         raise AssertionError(action)
 
@@ -142,6 +149,26 @@ def test_runner_one_worker_goes_on_after_a_hang(mode):
                on_result=lambda g, c, r: results.append((g.key, c.value, r["status"])))
     assert results == [("a", "ok", "ok"), ("a", "hang", "timeout"), ("a", "mutate", "ok"), ("a", "ok", "ok"),
                        ("b", "crash", "error"), ("b", "ok", "ok")]
+
+
+def test_batch_cells_share_one_child_until_one_breaks_it(mode, tmp_path):
+    """fork-batch: the cells of a group run in one child, in order, until a crash or a hang; the cells after it
+    run in a new child (and the broken one alone). fork: a child per cell. spawn: the worker's own process."""
+    if mode == "spawn":
+        pytest.skip("spawn workers run cells in their own process by design")
+    log = tmp_path / "pids"
+    pid = {"do": "pid", "file": str(log)}
+    cells = [Cell("toy.Model", "Toy.fit", "x", f"p{i}", f"p{i}", spec=pid) for i in range(3)]
+    cells += [_cell("crash")] + [Cell("toy.Model", "Toy.fit", "x", f"q{i}", f"q{i}", spec=pid) for i in range(2)]
+    results = []
+    run_groups(ToyAdapter(), [Group("g", "toy.Model", {}, cells)], workers=1, cell_timeout=5.0,
+               on_result=lambda g, c, r: results.append((c.value, r["status"])))
+    assert results == [("p0", "ok"), ("p1", "ok"), ("p2", "ok"), ("crash", "error"), ("q0", "ok"), ("q1", "ok")]
+    pids = log.read_text(encoding="utf-8").split()
+    if mode == "fork-batch":
+        assert len(set(pids[:3])) == 1 and len(set(pids[3:])) == 1 and pids[0] != pids[3]
+    else:
+        assert len(set(pids)) == 5
 
 
 def test_process_model_choice(monkeypatch, caplog):
