@@ -105,4 +105,5 @@ def test_embeddings_asset_with_configured_model(env, tiny, monkeypatch):
     assert r.success
     meta = r.get_asset_materialization_events()[0].materialization.metadata
     assert meta["status"].value == "ok" and meta["models"].value == {"chronos": tiny["bolt"]}
+    assert [c.passed for c in r.get_asset_check_evaluations()] == [True]
     assert meta["dagster/row_count"].value > 0

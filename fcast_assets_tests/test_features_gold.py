@@ -219,6 +219,7 @@ def test_dagster_features_assets(env, monkeypatch):
     assert mats["gold_futr"]["dagster/row_count"].value == 8 * 10  # bingo5: 8 slots x h=10
     checks = {c.check_name: c.passed for c in r.get_asset_check_evaluations()}
     assert checks["features_defined"] and checks["horizon_covered"]
+    assert checks["model_configured"] is False  # no foundation model here: a WARN on the embeddings page
 
 
 def test_definitions_have_features_group():

@@ -104,12 +104,14 @@ def anomaly_features(context: dg.AssetExecutionContext, meta_db: MetadataDB) -> 
     automation_condition=REMATERIALIZE,
     partitions_def=game_partitions, deps=[silver_series], group_name=GROUP, kinds={"delta", "pytorch"},
     owners=["team:fcast"],
+    check_specs=[dg.AssetCheckSpec("model_configured", asset="embeddings",
+                                   description="a foundation model is configured, so the embeddings exist (a WARN "
+                                   "when none is: the asset is then an empty step, not a result)")],
     description="Window embeddings of every raw slot series from Chronos (-2 / -Bolt) and TimesFM 3 (array "
     "columns, Delta gold/embeddings) and their PCA as hist_emb_* (gold/emb_features, as of the previous draw). "
     "Only where a model is configured (FCAST_CHRONOS_MODEL / FCAST_TIMESFM_MODEL: local path or hub id).",
 )
-def embeddings(context: dg.AssetExecutionContext, config: EmbeddingsConfig, meta_db: MetadataDB
-               ) -> dg.MaterializeResult:
+def embeddings(context: dg.AssetExecutionContext, config: EmbeddingsConfig, meta_db: MetadataDB):
     from fcast_assets.features.embeddings import configured_models
 
     eng = meta_db.engine()
@@ -122,12 +124,18 @@ def embeddings(context: dg.AssetExecutionContext, config: EmbeddingsConfig, meta
     res = gold.build_embeddings(eng, spec, models=models, context=config.context, stride=config.stride,
                                 n_components=config.n_components, progress=log_progress(context, "embeddings"))
     if "skipped" in res:
-        context.log.info(res["skipped"])
-        return dg.MaterializeResult(metadata={"game": spec.code, "status": res["skipped"]})
+        context.log.warning(res["skipped"])
+        # still a materialization (gold_features depends on this step), flagged by a WARN check on the page
+        yield dg.MaterializeResult(metadata={"game": spec.code, "status": res["skipped"]})
+        yield dg.AssetCheckResult(check_name="model_configured", passed=False,
+                                  severity=dg.AssetCheckSeverity.WARN, description=res["skipped"])
+        return
     meta = _meta(res, spec)
     meta.update({"status": "ok", "models": dg.MetadataValue.json(res["models"]),
                  "pca_columns": ", ".join(res["pca_columns"])})
-    return dg.MaterializeResult(metadata=meta)
+    yield dg.MaterializeResult(metadata=meta)
+    yield dg.AssetCheckResult(check_name="model_configured", passed=True,
+                              description=f"embeddings from {', '.join(sorted(res['models']))}")
 
 
 @dg.asset(
