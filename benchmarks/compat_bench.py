@@ -40,7 +40,7 @@ BUDGET_FACTOR = 1.3
 _IMPORT_PROBE = """
 import sys, time
 from fcast_assets.compat.probe import adapter_for
-from fcast_assets.compat.registry_view import latest_release
+from fcast_assets.registry.view import latest_release
 from fcast_assets.db.engine import make_engine
 engine = make_engine(sys.argv[1])
 adapter = adapter_for(sys.argv[2], engine, latest_release(engine, sys.argv[2])[0], ".")

@@ -63,7 +63,7 @@ def main() -> None:
     raw = yaml.safe_load(PLANS.read_text())["plans"]
     plans = loader.read_file(PLANS)
     loader.store_plans(engine, plans)
-    ctx = validator.Context(engine)
+    ctx = validator.plan_context(engine)
     import neuralforecast.models  # noqa: F401 - import time is not validation time
 
     rows = []
@@ -168,7 +168,7 @@ def gold_plans() -> list[dict]:
                families=["futr_exog_list", "hist_exog_list", "stat_exog_list", "freq"], workers=2)
     games.seed_games(eng)
     gold.build_game(eng, games.get_game(eng, "loto6"))
-    ctx = validator.Context(eng)
+    ctx = validator.plan_context(eng)
     out = []
     for sel in ("N1", "ALL"):
         r = T.train(eng, "loto6", sel)

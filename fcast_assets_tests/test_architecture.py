@@ -110,7 +110,7 @@ def test_imports_reader_sees_function_local_imports(tmp_path):
     on nothing)."""
     pkg = ROOT / "plans"
     found = {m for p in pkg.rglob("*.py") for m, _, _ in imports(p)}
-    assert "fcast_assets.plans.baselines" in found and "fcast_assets.compat.neuralforecast_adapter" in found
+    assert "fcast_assets.plans.baselines" in found and "fcast_assets.compat.spec" in found
     local = [(m, line) for p in (ROOT / "models").rglob("*.py") for m, line, inside in imports(p) if inside]
     assert local, "models/ has function-local imports; the reader must see them"
 

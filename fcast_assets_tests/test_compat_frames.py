@@ -246,7 +246,7 @@ def counting_adapter(tmp_path, monkeypatch):
     """The statsforecast adapter with CountingNaive added as a model of its own (the registry's Naive
     parameters), and the log its fits and predicts write to."""
     from fcast_assets.compat.frame_adapter import StatsForecastAdapter
-    from fcast_assets.compat.registry_view import latest_release
+    from fcast_assets.registry.view import latest_release
 
     engine, _ = scanned_db(tmp_path, "statsforecast")
     adapter = StatsForecastAdapter(engine, latest_release(engine, "statsforecast")[0], str(tmp_path))

@@ -203,7 +203,7 @@ def test_compat_asset_partition_for_a_function_library(tmp_path, monkeypatch):
 def test_a_cell_runs_only_registry_targets(matrix):
     engine, _, _ = matrix
     from fcast_assets.compat.probe import adapter_for
-    from fcast_assets.compat.registry_view import latest_release
+    from fcast_assets.registry.view import latest_release
     from fcast_assets.compat.runner import Cell
 
     rid, _ = latest_release(engine, "utilsforecast")

@@ -50,7 +50,7 @@ from .candidates import candidates, label
 from .frame_adapter import DeclarativeAdapter
 from .function_adapter import load_spec
 from .postconditions import expected_grid
-from .registry_view import params_of
+from ..registry.view import params_of
 from .runner import Cell, Group
 
 H = 4  # the base horizon of every family (covariates are built for it)
@@ -492,6 +492,7 @@ class _LogToWarning(logging.Handler):
 
 
 class FoundationAdapter(DeclarativeAdapter):
+    batch_cells = False  # torch models and their process-wide settings: a process per cell, as neuralforecast
     spec_name: str = ""
 
     def __init__(self, engine: Engine, release_id: int, work_dir: str):
@@ -637,8 +638,12 @@ class FoundationAdapter(DeclarativeAdapter):
                                     lab + (f" | {entry['scenario']}" if entry.get("scenario") else ""), sc, spec)
                         cell.facts = self.cell_facts(cell)
                         cells.append(cell)
-            if cells:
-                groups.append(Group(f"{q}:{self.library}", q, {"kind": "foundation", "variant": v["name"]}, cells))
+            # a variant's cells in chunks (each loads the tiny model again: milliseconds), so every worker has
+            # work even when one variant holds all the cells (timesfm)
+            size = int(self.spec.get("group_cells", 32))
+            for k in range(0, len(cells), size):
+                groups.append(Group(f"{q}:{self.library}:{k // size}", q, {"kind": "foundation", "variant": v["name"]},
+                                    cells[k:k + size]))
         return groups
 
     def _method_label(self, fam: dict[str, Any]) -> str:

@@ -41,7 +41,7 @@ from sqlalchemy import Engine, text
 from . import scenario
 from .candidates import candidates, label
 from .frame_adapter import DeclarativeAdapter
-from .registry_view import params_of
+from ..registry.view import params_of
 from .runner import Cell, Group
 
 H = 3  # horizon of the forecast frames and of the feature-engineering calls
@@ -268,7 +268,23 @@ class FunctionAdapter(DeclarativeAdapter):
                 if cells:
                     groups.append(Group(f"{q}:{fam['name']}", q, {"kind": "functions", "family": fam["name"]},
                                         cells))
-        return groups
+        return self._coalesce(groups)
+
+    def _coalesce(self, groups: list[Group], parts: int = 4) -> list[Group]:
+        """Functions need no set-up: the cells of all targets in ``parts`` groups (at most ``group_cells`` each,
+        spec; default 200) instead of a group per target, so a matrix of cells of milliseconds does not pay a
+        process per target. Cell order is kept; each cell still names its own target."""
+        cells = [c for g in groups for c in g.cells]
+        if not cells:
+            return []
+        size = max(1, min(int(self.spec.get("group_cells", 200)), -(-len(cells) // parts)))
+        out = []
+        for k in range(0, len(cells), size):
+            part = cells[k:k + size]
+            fams = list(dict.fromkeys(c.method for c in part))
+            out.append(Group(f"{self.library}:cells:{k // size}", part[0].model,
+                             {"kind": "functions", "methods": fams}, part))
+        return out
 
     @staticmethod
     def _split_init(spec: dict[str, Any], params: dict[str, Any], param: str) -> dict[str, Any]:

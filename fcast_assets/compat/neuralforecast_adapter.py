@@ -18,7 +18,6 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import yaml
 from sqlalchemy import Engine
@@ -26,17 +25,14 @@ from sqlalchemy import Engine
 from .candidates import INVALID_ENUM, candidates, label
 from .postconditions import check_columns, check_cross_validation, check_forecast
 from . import scenario
-from .registry_view import auto_classes, loss_classes, loss_kinds, model_classes, params_of
+from ..registry.view import auto_classes, loss_classes, loss_kinds, model_classes, params_of
 from .runner import Cell, Group
+from .spec import H, N_IDS, N_POINTS, QUIET_TRAINER, baseline_kwargs, decode  # noqa: F401 - re-exported
+from .synthetic import build_data  # noqa: F401 - re-exported (the probes' data)
 
-H = 2
-N_IDS = 2
-N_POINTS = 64
 INPUT_SIZES = [4, 8, 16, 24]
 CORE = "neuralforecast.core.NeuralForecast"
 PI = "neuralforecast.utils.PredictionIntervals"
-QUIET_TRAINER = {"enable_progress_bar": False, "logger": False, "enable_model_summary": False,
-                 "enable_checkpointing": False, "accelerator": "cpu", "devices": 1}
 # constructor parameters probed by their own cells or holding objects, not plain values
 _NOT_CONSTRUCTOR_CELLS = {"h", "input_size", "n_series", "loss", "valid_loss", "futr_exog_list", "hist_exog_list",
                           "stat_exog_list", "cat_exog_list", "categorical_cardinalities", "alias", "optimizer",
@@ -78,99 +74,6 @@ def prepare() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ data
-def build_data(ds_kind: str = "datetime", exog: tuple[str, ...] = ()) -> dict[str, Any]:
-    rng = np.random.default_rng(0)
-    frames, futr = [], []
-    for i in range(N_IDS):
-        uid = f"s{i + 1}"
-        t = np.arange(N_POINTS + H)
-        ds = (pd.date_range("2020-01-01", periods=N_POINTS + H, freq="D") if ds_kind == "datetime"
-              else pd.Series(t + 1, dtype="int64"))
-        full = pd.DataFrame({
-            "unique_id": uid, "ds": ds,
-            "y": 10 + i + np.sin(t / 3) + rng.normal(0, 0.1, len(t)),
-            "fut_x": np.cos(t / 5), "hist_x": rng.normal(0, 1, len(t)),
-        })
-        frames.append(full.iloc[:N_POINTS])
-        futr.append(full.iloc[N_POINTS:][["unique_id", "ds", "fut_x"]])
-    df = pd.concat(frames, ignore_index=True)
-    keep = ["unique_id", "ds", "y"] + [c for c, k in (("fut_x", "futr"), ("hist_x", "hist")) if k in exog]
-    futr_df = pd.concat(futr, ignore_index=True)
-    # two steps more than h per id (the fut_x formula continued): an X_df longer than the horizon
-    more = []
-    for uid, g in futr_df.groupby("unique_id", sort=False):
-        t = np.arange(N_POINTS + H, N_POINTS + H + 2)
-        ds = (pd.date_range(g["ds"].iloc[-1], periods=3, freq="D")[1:] if ds_kind == "datetime"
-              else pd.Series(t + 1, dtype="int64"))
-        more.append(pd.DataFrame({"unique_id": uid, "ds": ds, "fut_x": np.cos(t / 5)}))
-    futr_df_long = pd.concat([futr_df, *more], ignore_index=True).sort_values(["unique_id", "ds"],
-                                                                              ignore_index=True)
-    return {
-        "df": df[keep],
-        "static_df": pd.DataFrame({"unique_id": [f"s{i + 1}" for i in range(N_IDS)], "stat_x": [0.5, 1.5]}),
-        "futr_df": futr_df,
-        "futr_df_short": futr_df.groupby("unique_id").head(H - 1).reset_index(drop=True),
-        "futr_df_extra": futr_df.assign(extra_col=1.0),
-        "futr_df_long": futr_df_long,
-        "futr_df_missing_col": futr_df[["unique_id", "ds"]],
-        "last_ds": df.groupby("unique_id")["ds"].max().to_dict(),
-        "freq": "D" if ds_kind == "datetime" else 1,
-    }
-
-
-def decode(value: Any, data: dict[str, Any]) -> Any:
-    """Turn a JSON value spec into the argument passed to the library."""
-    if isinstance(value, dict):
-        if "__obj__" in value:  # only the closed table of compat/objects.yaml
-            from .objects import build
-
-            return build(value, lambda v: decode(v, data))
-        if "__data__" in value:
-            return data[value["__data__"]]
-        if "__int_keys__" in value:  # a mapping keyed by int (mlforecast lag_transforms): JSON keys are strings
-            return {int(k): decode(v, data) for k, v in value["__int_keys__"].items()}
-        if "__list__" in value:  # a list with a label of its own ({label, __list__})
-            return [decode(v, data) for v in value["__list__"]]
-        return {k: decode(v, data) for k, v in value.items() if k != "label"}
-    if isinstance(value, list):
-        return [decode(v, data) for v in value]
-    return value
-
-
-def _stub(p: dict[str, Any]) -> Any:
-    if p["enums"]:
-        return p["enums"][0]
-    types = p.get("type_norm") or []
-    for t, v in (("int", 2), ("float", 0.5), ("bool", False), ("list", [2]), ("str", "")):
-        if t in types:
-            return v
-    return 2
-
-
-def baseline_kwargs(params: list[dict[str, Any]], input_size: int) -> dict[str, Any]:
-    """A tiny, fast constructor configuration derived from the model's registry parameters."""
-    kw: dict[str, Any] = {}
-    for p in params:
-        n, d = p["name"], p.get("default")
-        if p["kind"] in ("var_positional", "var_keyword"):
-            continue
-        if n == "h":
-            kw[n] = H
-        elif n == "input_size":
-            kw[n] = input_size
-        elif n == "n_series":
-            kw[n] = N_IDS
-        elif n in ("max_steps", "val_check_steps"):
-            kw[n] = 1
-        elif "batch_size" in n and isinstance(d, int) and not isinstance(d, bool) and d > 16:
-            kw[n] = 16
-        elif p["required"]:
-            kw[n] = _stub(p)
-    if any(p["kind"] == "var_keyword" for p in params):
-        kw.update(QUIET_TRAINER)
-    return kw
-
-
 # ------------------------------------------------------------------------------------------------ adapter
 class NeuralForecastAdapter:
     library = "neuralforecast"

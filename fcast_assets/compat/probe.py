@@ -14,7 +14,7 @@ from sqlalchemy import Engine, insert, select, text, update
 
 from ..db import models as m
 from .process import owner, owner_gone
-from .registry_view import latest_release
+from ..registry.view import latest_release
 from ..vocab import Exog
 from .runner import AUTO_TIMEOUT_FACTOR, TIMEOUT_RETRIES, Cell, Group, run_groups
 

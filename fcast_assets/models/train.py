@@ -26,7 +26,7 @@ from sqlmodel import Session, select
 
 from .. import config
 from ..locks import locked
-from ..compat.registry_view import latest_release
+from ..registry.view import latest_release
 from ..db.feature_models import FeatureMaterialization
 from ..db.model_models import ModelRegistry, ModelVersion
 from ..db.models import utcnow

@@ -119,7 +119,7 @@ def _known(engine, names) -> None:  # noqa: ANN001
 
 
 def _registry_ready(engine, library: str = "neuralforecast") -> None:  # noqa: ANN001
-    from ..compat.registry_view import RegistryMissingError, latest_release
+    from ..registry.view import RegistryMissingError, latest_release
 
     try:
         latest_release(engine, library)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..compat.synthetic import series, split
 from .gold_data import load_gold, plan_inputs
 
 N_SERIES = 2
@@ -47,24 +48,8 @@ class PlanDataError(ValueError):
 def synthetic(exog: tuple[str, ...] = (), n_series: int = N_SERIES, n_points: int = N_POINTS,
               horizon: int = HORIZON, ds: str = "datetime", freq: Any = "D", start: str = "2020-01-01",
               lengths: list[int] | None = None) -> dict[str, Any]:
-    rng = np.random.default_rng(0)
     lengths = list(lengths) if lengths else [n_points] * n_series
-    frames = []
-    for i, n in enumerate(lengths):
-        t = np.arange(n + horizon)
-        if ds == "int":
-            stamps = pd.Series(1 + int(freq) * t, dtype="int64")
-        else:
-            stamps = pd.date_range(start, periods=n + horizon, freq=freq)
-        frames.append(pd.DataFrame({
-            "unique_id": f"s{i + 1}", "ds": stamps, "n": n,
-            "y": 10 + i + np.sin(t / 3) + rng.normal(0, 0.1, len(t)),
-            "fut_x": np.cos(t / 5), "hist_x": rng.normal(0, 1, len(t)),
-        }))
-    full = pd.concat(frames, ignore_index=True)
-    pos = full.groupby("unique_id").cumcount()
-    is_train = pos < full["n"]
-    train, test = full[is_train], full[~is_train]
+    train, test = split(series(lengths, horizon, ds=ds, freq=freq, start=start))  # the probes' formula
     futr_df = test[["unique_id", "ds", "fut_x"]].reset_index(drop=True)
     ids = [f"s{i + 1}" for i in range(len(lengths))]
     return {

@@ -23,7 +23,7 @@ import pandas as pd
 from sqlalchemy import Engine, insert, select, update
 
 from .. import config
-from ..compat.neuralforecast_adapter import QUIET_TRAINER, decode
+from ..compat.spec import QUIET_TRAINER, decode
 from ..compat.process import owner, owner_gone
 from ..db import run_models as rm
 from ..db.models import utcnow
@@ -35,7 +35,7 @@ from .miniature import (MODEL_OVERRIDES, exog_sensitivity, miniature_overrides, 
                         wrong_result_warnings)
 from .resources import measure
 from .safety import check_name, resolve_in
-from .validator import PLAN_LIBRARIES, Context, _classify, occupied, rules, validate_plan
+from .validator import PLAN_LIBRARIES, Context, _classify, occupied, plan_context, rules, validate_plan
 
 log = logging.getLogger(__name__)
 FATAL = {"model", "__init__", "fit", "load"}  # later steps need what these produce
@@ -265,7 +265,7 @@ def run_plan(engine: Engine, plan: int | str, work_root: str | Path | None = Non
     reap_dead_executions(engine)
     p = get_plan(engine, plan)
     lib = p.get("library") or "neuralforecast"
-    ctx = ctx or (Context(engine, lib) if lib in PLAN_LIBRARIES else None)  # None: validation reports the plan
+    ctx = ctx or (plan_context(engine, lib) if lib in PLAN_LIBRARIES else None)  # None: validation reports the plan
     violations = validate_plan(engine, p, ctx, miniature=miniature, roots=roots)
     if violations:
         raise PlanNotValidError(p["name"], violations)
@@ -417,7 +417,7 @@ def run_plans(engine: Engine, names: list[str] | None = None, enabled_only: bool
         p = get_plan(engine, n)
         lib = p.get("library") or "neuralforecast"
         if lib in PLAN_LIBRARIES and lib not in ctxs:
-            ctxs[lib] = Context(engine, lib)
+            ctxs[lib] = plan_context(engine, lib)
         ctx = ctxs.get(lib)  # a plan of another library is reported by its validation (bad_plan), not fatal
         try:
             out.append(run_plan(engine, n, work_root=work_root, ctx=ctx, roots=roots, miniature=miniature))

@@ -24,9 +24,8 @@ import yaml
 from sqlalchemy import Engine, delete, insert, text
 
 from ..compat import scenario
-from ..compat.registry_view import latest_release, loss_kinds, model_classes
+from ..registry.view import RegistryView, latest_release
 from ..db import run_models as rm
-from ..db.models import JSONType
 from . import data as plan_data
 from .baselines import check_baselines
 from .loader import EVALUATE, get_plan, plan_names
@@ -118,81 +117,23 @@ def sync_rules(engine: Engine, release_id: int) -> int:
 
 
 # ----------------------------------------------------------------------------------------------- registry
-class Context:
-    """What validation reads from the database, once per release (cached per qualname)."""
-
-    def __init__(self, engine: Engine, library: str = "neuralforecast", release_id: int | None = None):
-        self.engine = engine
-        self.library = library
-        self.release_id, self.version = latest_release(engine, library) if release_id is None else (release_id, None)
-        # the rule rows follow rules.yaml and the current scan (a rescan may add parameters): rewrite them (~0.1 s)
-        sync_rules(engine, self.release_id)
-        self.models = {m["qualname"]: m for m in model_classes(engine, self.release_id, f"{library}.models")}
-        self.loss_kinds = loss_kinds(engine, self.release_id)
-        self._symbols: dict[str, Any] = {}
-        self._params: dict[str, list[dict[str, Any]]] = {}
-        self._compat = self._load_compat()
-
-    def symbol(self, qualname: str) -> dict[str, Any] | None:
-        if qualname not in self._symbols:
-            with self.engine.connect() as conn:
-                row = conn.execute(text("""
-                    SELECT symbol_id, qualname, kind FROM registry_symbol WHERE release_id = :r AND qualname = :q
-                    UNION ALL
-                    SELECT s.symbol_id, s.qualname, s.kind FROM registry_symbol_alias a
-                    JOIN registry_symbol s ON s.symbol_id = a.symbol_id
-                    WHERE a.release_id = :r AND a.alias_qualname = :q"""), {"r": self.release_id, "q": qualname}).first()
-            self._symbols[qualname] = dict(row._mapping) if row else None
-        return self._symbols[qualname]
-
-    def params(self, qualname: str) -> list[dict[str, Any]]:
-        """Parameters of a callable with their enum values and constraint rows."""
-        if qualname not in self._params:
-            with self.engine.connect() as conn:
-                rows = conn.execute(text("""
-                    SELECT p.param_id, p.name, p.position, p.kind, p.type_norm, p."default", p.has_default, p.required
-                    FROM registry_param p JOIN registry_symbol s ON s.symbol_id = p.symbol_id
-                    WHERE s.release_id = :r AND s.qualname = :q ORDER BY p.position""")
-                    .columns(type_norm=JSONType, default=JSONType), {"r": self.release_id, "q": qualname}).all()
-                ids = [r.param_id for r in rows] or [-1]
-                enums = conn.execute(text(f"""SELECT param_id, value, source FROM registry_param_enum
-                    WHERE param_id IN ({",".join(map(str, ids))}) ORDER BY enum_id""")
-                    .columns(value=JSONType)).all()
-                cons = conn.execute(text(f"""SELECT param_id, constraint_type, spec, message, source
-                    FROM registry_param_constraint WHERE param_id IN ({",".join(map(str, ids))})
-                    ORDER BY constraint_id""").columns(spec=JSONType)).all()
-            out = []
-            for r in rows:
-                d = dict(r._mapping)
-                d["enums"] = [e.value for e in enums if e.param_id == r.param_id]
-                d["constraints"] = [dict(c._mapping) for c in cons if c.param_id == r.param_id]
-                out.append(d)
-            self._params[qualname] = out
-        return self._params[qualname]
-
-    def _load_compat(self) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(text("""
-                SELECT model, method, param, value, value_label, status, exception_type, message, result_id,
-                       scenario, scenario_facts AS facts
-                FROM compat_result WHERE release_id = :r AND result_id IN
-                  (SELECT MAX(result_id) FROM compat_result WHERE release_id = :r
-                   GROUP BY model, method, param, scenario, value_label)""").columns(value=JSONType,
-                                                                                     facts=JSONType),
-                {"r": self.release_id}).all()
-        out: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-        for r in rows:
-            out.setdefault((r.model, r.method, r.param), []).append(dict(r._mapping))
-        return out
+class Context(RegistryView):
+    """What validation reads: the release's registry view, with the matrix cells filtered by scenario facts.
+    Read-only; :func:`plan_context` writes the rule rows first (``sync_rules``) where plans are validated."""
 
     def compat(self, model: str, method: str, param: str, facts: dict[str, Any] | None = None
                ) -> list[dict[str, Any]]:
         """The matrix cells of (model, method, param); with ``facts``, only those whose scenario matches them."""
-        rows = self._compat.get((model, method, param), [])
+        rows = super().compat(model, method, param)
         return rows if facts is None else [r for r in rows if scenario.matches(r["facts"], facts)]
 
-    def default_loss(self, qualname: str) -> Any:
-        return next((p["default"] for p in self.params(qualname + ".__init__") if p["name"] == "loss"), None)
+
+def plan_context(engine: Engine, library: str = "neuralforecast", release_id: int | None = None) -> Context:
+    """The view a validation or a plan run reads, after the rule rows follow rules.yaml and the current scan (a
+    rescan may add parameters: ~0.1 s). The one place that writes them besides the run_plans asset."""
+    rid = latest_release(engine, library)[0] if release_id is None else release_id
+    sync_rules(engine, rid)
+    return Context(engine, library, rid)
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -740,7 +681,7 @@ def validate_plan(engine: Engine, plan: int | str | dict[str, Any], ctx: Context
             _record(engine, plan, None, [dict(st, ord=st.get("ord", i)) for i, st in enumerate(plan["steps"])],
                     {}, out)
         return out
-    ctx = ctx or Context(engine, plan.get("library") or "neuralforecast")
+    ctx = ctx or plan_context(engine, plan.get("library") or "neuralforecast")
     out: list[Violation] = []
     from .safety import name_problem
 
@@ -863,7 +804,7 @@ def validate_plans(engine: Engine, names: list[str] | None = None, miniature: bo
         plan = get_plan(engine, n)
         lib = plan.get("library") or "neuralforecast"
         if lib in PLAN_LIBRARIES and lib not in ctxs:
-            ctxs[lib] = Context(engine, lib)
+            ctxs[lib] = plan_context(engine, lib)
         out[n] = validate_plan(engine, plan, ctxs.get(lib), miniature=miniature, roots=roots)
     return out
 

@@ -21,7 +21,7 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from fcast_assets.compat.probe import ADAPTERS, adapter_for, run_matrix
-from fcast_assets.compat.registry_view import RegistryMissingError, latest_release
+from fcast_assets.registry.view import RegistryMissingError, latest_release
 from fcast_assets.db.models import CompatResult
 from fcast_assets.defs.compat.assets import CompatConfig
 from fcast_assets.defs.metadata import preview, sql_table_schema

@@ -1,4 +1,6 @@
-"""What the prober needs from the registry, read once per run (plain dicts, JSON-able)."""
+"""The registry, read-only and scoped to one release: what the prober, the plan validator and the model choice
+read (plain dicts, JSON-able). Nothing here writes: the rule rows the validator reads are written by
+``plans.validator.sync_rules``, called where plans are validated, not when a view is built."""
 
 from __future__ import annotations
 
@@ -104,3 +106,78 @@ def auto_classes(engine: Engine, release_id: int, module: str) -> list[dict[str,
                   (SELECT symbol_id FROM registry_symbol_alias WHERE release_id = :r AND module = :m))
             ORDER BY s.name""", r=release_id, m=module)
     return [{"qualname": q, "name": n, "auto_of": v} for q, n, v in rows]
+
+
+class RegistryView:
+    """One release of a library as the plan validator and the model choice read it: its model classes, loss
+    kinds, symbols, parameters (with enum values and constraint rows) and the latest compat cells. Read once per
+    release, cached per qualname; nothing written."""
+
+    def __init__(self, engine: Engine, library: str = "neuralforecast", release_id: int | None = None):
+        self.engine = engine
+        self.library = library
+        self.release_id, self.version = latest_release(engine, library) if release_id is None else (release_id, None)
+        self.models = {m["qualname"]: m for m in model_classes(engine, self.release_id, f"{library}.models")}
+        self.loss_kinds = loss_kinds(engine, self.release_id)
+        self._symbols: dict[str, Any] = {}
+        self._params: dict[str, list[dict[str, Any]]] = {}
+        self._compat = self._load_compat()
+
+    def symbol(self, qualname: str) -> dict[str, Any] | None:
+        if qualname not in self._symbols:
+            with self.engine.connect() as conn:
+                row = conn.execute(text("""
+                    SELECT symbol_id, qualname, kind FROM registry_symbol WHERE release_id = :r AND qualname = :q
+                    UNION ALL
+                    SELECT s.symbol_id, s.qualname, s.kind FROM registry_symbol_alias a
+                    JOIN registry_symbol s ON s.symbol_id = a.symbol_id
+                    WHERE a.release_id = :r AND a.alias_qualname = :q"""), {"r": self.release_id, "q": qualname}).first()
+            self._symbols[qualname] = dict(row._mapping) if row else None
+        return self._symbols[qualname]
+
+    def params(self, qualname: str) -> list[dict[str, Any]]:
+        """Parameters of a callable with their enum values and constraint rows."""
+        if qualname not in self._params:
+            with self.engine.connect() as conn:
+                rows = conn.execute(text("""
+                    SELECT p.param_id, p.name, p.position, p.kind, p.type_norm, p."default", p.has_default, p.required
+                    FROM registry_param p JOIN registry_symbol s ON s.symbol_id = p.symbol_id
+                    WHERE s.release_id = :r AND s.qualname = :q ORDER BY p.position""")
+                    .columns(type_norm=JSONType, default=JSONType), {"r": self.release_id, "q": qualname}).all()
+                ids = [r.param_id for r in rows] or [-1]
+                enums = conn.execute(text(f"""SELECT param_id, value, source FROM registry_param_enum
+                    WHERE param_id IN ({",".join(map(str, ids))}) ORDER BY enum_id""")
+                    .columns(value=JSONType)).all()
+                cons = conn.execute(text(f"""SELECT param_id, constraint_type, spec, message, source
+                    FROM registry_param_constraint WHERE param_id IN ({",".join(map(str, ids))})
+                    ORDER BY constraint_id""").columns(spec=JSONType)).all()
+            out = []
+            for r in rows:
+                d = dict(r._mapping)
+                d["enums"] = [e.value for e in enums if e.param_id == r.param_id]
+                d["constraints"] = [dict(c._mapping) for c in cons if c.param_id == r.param_id]
+                out.append(d)
+            self._params[qualname] = out
+        return self._params[qualname]
+
+    def _load_compat(self) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(text("""
+                SELECT model, method, param, value, value_label, status, exception_type, message, result_id,
+                       scenario, scenario_facts AS facts
+                FROM compat_result WHERE release_id = :r AND result_id IN
+                  (SELECT MAX(result_id) FROM compat_result WHERE release_id = :r
+                   GROUP BY model, method, param, scenario, value_label)""").columns(value=JSONType,
+                                                                                     facts=JSONType),
+                {"r": self.release_id}).all()
+        out: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        for r in rows:
+            out.setdefault((r.model, r.method, r.param), []).append(dict(r._mapping))
+        return out
+
+    def compat(self, model: str, method: str, param: str) -> list[dict[str, Any]]:
+        """The latest matrix cells of (model, method, param), each with its scenario facts (``facts``)."""
+        return self._compat.get((model, method, param), [])
+
+    def default_loss(self, qualname: str) -> Any:
+        return next((p["default"] for p in self.params(qualname + ".__init__") if p["name"] == "loss"), None)
