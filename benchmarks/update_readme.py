@@ -44,7 +44,7 @@ def scan_table(rows: list[dict]) -> str:
 
 
 COMPAT_COLUMNS = ["library", "version", "models", "cells", "ok", "error", "suspect", "timeout", "skipped", "wall s",
-                  "Σ cell s / workers", "ratio", "import s"]
+                  "Σ cell s / workers", "ratio", "import s", "within target"]
 
 
 def compat_row(fig: dict) -> str:
@@ -55,7 +55,8 @@ def compat_row(fig: dict) -> str:
     imp = "" if fig.get("import_seconds") is None else f"{fig['import_seconds']:.2f}"
     return (f"| {fig['library']} | {fig['version']} | {models} | {fig['cells']} | {c.get('ok', 0)} | "
             f"{c.get('error', 0)} | {c.get('suspect', 0)} | {c.get('timeout', 0)} | {c.get('skipped', 0)} | "
-            f"{fig['wall_seconds']:.1f} | {fig['sum_per_worker_seconds']:.1f} | {fig['ratio']:.2f} | {imp} |")
+            f"{fig['wall_seconds']:.1f} | {fig['sum_per_worker_seconds']:.1f} | {fig['ratio']:.2f} | {imp} | "
+            f"{'yes' if fig.get('within_budget') else 'no'} |")
 
 
 def compat_table(figs: list[dict] | dict, old_block: str = "") -> str:
