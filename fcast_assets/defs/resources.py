@@ -34,19 +34,11 @@ def spark_resource() -> dg.ConfigurableResource:
     Local by default (``FCAST_SPARK_MASTER``, e.g. ``spark://host:7077`` for a cluster); Delta is read and
     written with delta-rs around Spark, so no Delta jars are needed.
     """
-    import os
-
     from dagster_pyspark import LazyPySparkResource
 
-    return LazyPySparkResource(spark_config={
-        "spark.master": os.environ.get("FCAST_SPARK_MASTER", "local[1]"),
-        "spark.app.name": "fcast-lake",
-        "spark.sql.shuffle.partitions": os.environ.get("FCAST_SPARK_SHUFFLE_PARTITIONS", "1"),
-        "spark.default.parallelism": "1",
-        "spark.ui.enabled": "false",
-        "spark.sql.session.timeZone": "UTC",
-        "spark.driver.memory": "1g",
-    })
+    from fcast_assets.lake.silver import spark_config
+
+    return LazyPySparkResource(spark_config=spark_config())
 
 
 @dg.definitions

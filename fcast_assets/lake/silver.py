@@ -90,18 +90,29 @@ def to_arrow(df: pd.DataFrame) -> pa.Table:
 
 
 # ------------------------------------------------------------------------------------------------ spark
+def spark_config(app_name: str = "fcast-lake", master: Optional[str] = None) -> dict[str, str]:
+    """The one Spark configuration of the project (the CLI's session and the Dagster resource): local by default
+    (``FCAST_SPARK_MASTER``, e.g. ``spark://host:7077`` for a cluster), small shuffles, no UI, UTC; no Delta jars
+    (Delta is read and written with delta-rs around Spark)."""
+    return {
+        "spark.master": master or os.environ.get("FCAST_SPARK_MASTER", "local[1]"),
+        "spark.app.name": app_name,
+        "spark.sql.shuffle.partitions": os.environ.get("FCAST_SPARK_SHUFFLE_PARTITIONS", "1"),
+        "spark.default.parallelism": "1",
+        "spark.ui.enabled": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.driver.memory": "1g",
+    }
+
+
 def get_spark(app_name: str = "fcast-lake", master: Optional[str] = None):  # noqa: ANN201
-    """A plain local SparkSession (no Delta jars: Delta is read/written with delta-rs around it)."""
+    """A SparkSession with :func:`spark_config`."""
     from pyspark.sql import SparkSession
 
-    master = master or os.environ.get("FCAST_SPARK_MASTER", "local[1]")
-    return (SparkSession.builder.master(master).appName(app_name)
-            .config("spark.sql.shuffle.partitions", os.environ.get("FCAST_SPARK_SHUFFLE_PARTITIONS", "1"))
-            .config("spark.default.parallelism", "1")
-            .config("spark.ui.enabled", "false")
-            .config("spark.sql.session.timeZone", "UTC")
-            .config("spark.driver.memory", "1g")
-            .getOrCreate())
+    builder = SparkSession.builder
+    for k, v in spark_config(app_name, master).items():
+        builder = builder.config(k, v)
+    return builder.getOrCreate()
 
 
 def silver_spark(spec: GameSpec, bronze: pd.DataFrame, spark: Any = None,
