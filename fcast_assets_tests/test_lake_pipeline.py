@@ -275,3 +275,17 @@ def test_changed_draw_decisions_on_both_databases(engine, tmp_path, monkeypatch)
     r = pipeline.ingest_bronze(engine, spec, records=recs)
     assert r["errors"] == 0 and [i["rule"] for i in r["issues"] if i["draw_no"] == 489] == ["superseded_draw"]
     assert int(deltaio.read(r["uri"]).set_index("draw_no").loc[489, "n1"]) == other["n1"]
+
+
+def test_reading_a_missing_table_creates_nothing(tmp_path):
+    """A table's URI is a name: reading a missing table gives an empty frame and leaves the lake untouched; the
+    first write makes the folders."""
+    import pyarrow as pa
+
+    from fcast_assets.lake import deltaio
+
+    uri = deltaio.table_uri("gold", "features", "nogame", root=str(tmp_path / "lake"))
+    assert deltaio.read(uri).empty and not deltaio.exists(uri) and deltaio.current_version(uri) is None
+    assert not (tmp_path / "lake").exists()
+    assert deltaio.overwrite(uri, pa.table({"x": [1, 2]})) == 0
+    assert deltaio.read(uri)["x"].tolist() == [1, 2]

@@ -21,9 +21,14 @@ def table_uri(layer: str, table: str, game: str, root: Optional[str] = None) -> 
     root = root or config.lake_root()
     if "://" in root:
         return f"{root.rstrip('/')}/{layer}/{table}/game={game}"
-    p = Path(root) / layer / table / f"game={game}"
-    p.parent.mkdir(parents=True, exist_ok=True)
-    return str(p)
+    return str(Path(root) / layer / table / f"game={game}")  # a name only: reading creates nothing
+
+
+def _for_writing(uri: str) -> str:
+    """A local table's parent folder made before the first write (delta-rs makes the table's own folder)."""
+    if "://" not in uri:
+        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+    return uri
 
 
 def versioned_uri(uri: str, version: Optional[int]) -> str:
@@ -63,7 +68,7 @@ def current_version(uri: str) -> Optional[int]:
 
 
 def overwrite(uri: str, table: pa.Table) -> int:
-    write_deltalake(uri, table, mode="overwrite", schema_mode="overwrite")
+    write_deltalake(_for_writing(uri), table, mode="overwrite", schema_mode="overwrite")
     return DeltaTable(uri).version()
 
 
@@ -74,7 +79,7 @@ def merge_on(uri: str, table: pa.Table, key: str) -> tuple[int, dict]:
     """
     dt = open_table(uri)
     if dt is None:
-        write_deltalake(uri, table, mode="error")
+        write_deltalake(_for_writing(uri), table, mode="error")
         return DeltaTable(uri).version(), {"num_target_rows_inserted": table.num_rows, "created": True}
     metrics = (
         dt.merge(source=table, predicate=f"t.{key} = s.{key}", source_alias="s", target_alias="t")
