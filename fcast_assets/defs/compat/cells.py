@@ -25,6 +25,7 @@ from fcast_assets.registry.view import RegistryMissingError, latest_release
 from fcast_assets.db.models import CompatResult
 from fcast_assets.defs.compat.assets import CompatConfig
 from fcast_assets.defs.metadata import preview, sql_table_schema
+from fcast_assets.defs.partitions import sync_requests
 from fcast_assets.defs.registry.assets import library_partitions, library_registry
 from fcast_assets.defs.resources import MetadataDB
 
@@ -100,14 +101,8 @@ def compat_model_partitions_sensor(context: dg.SensorEvaluationContext, meta_db:
     cursor = json.loads(context.cursor) if context.cursor else {}
     wanted, new_cursor, missing = wanted_model_keys(meta_db.engine(), cursor)
     known = list(context.instance.get_dynamic_partitions(compat_model_partitions.name))
-    add = [k for k in wanted if k not in known]
     # keys are only removed once every adapter library is scanned (a half-scanned database removes nothing)
-    remove = [] if missing else [k for k in known if k not in wanted]
-    requests = []
-    if add:
-        requests.append(compat_model_partitions.build_add_request(add))
-    if remove:
-        requests.append(compat_model_partitions.build_delete_request(remove))
+    _, _, requests = sync_requests(compat_model_partitions, wanted, known, removable=not missing)
     return dg.SensorResult(
         dynamic_partitions_requests=requests,
         cursor=json.dumps(new_cursor, sort_keys=True),

@@ -3,13 +3,9 @@
 import dagster as dg
 
 from fcast_assets.defs.lake.assets import game_partitions, lake_game_job
+from fcast_assets.defs.partitions import sync_requests
 from fcast_assets.defs.resources import MetadataDB
 from fcast_assets.lake.games import active_game_codes, list_games, seed_games
-
-
-def partition_changes(active: list[str], known: list[str]) -> tuple[list[str], list[str]]:
-    """(to add, to remove): active games without a partition, partitions whose game is gone or inactive."""
-    return [c for c in active if c not in known], [c for c in known if c not in active]
 
 
 @dg.sensor(
@@ -26,12 +22,7 @@ def game_partitions_sensor(context: dg.SensorEvaluationContext, meta_db: Metadat
         seed_games(eng)
     active = active_game_codes(eng)
     known = list(context.instance.get_dynamic_partitions(game_partitions.name))
-    add, remove = partition_changes(active, known)
-    requests = []
-    if add:
-        requests.append(game_partitions.build_add_request(add))
-    if remove:
-        requests.append(game_partitions.build_delete_request(remove))
+    add, remove, requests = sync_requests(game_partitions, active, known)
     return dg.SensorResult(
         run_requests=[dg.RunRequest(partition_key=c, run_key=f"new-game-{c}") for c in add],
         dynamic_partitions_requests=requests,

@@ -72,7 +72,7 @@ def _model_id(engine, key: str) -> int:
 def model_selectors(context: dg.AssetExecutionContext, meta_db: MetadataDB) -> dg.MaterializeResult:
     import pandas as pd
 
-    from fcast_assets.defs.lake.sensors import partition_changes
+    from fcast_assets.defs.partitions import partition_changes
     from fcast_assets.lake import games as G
     from fcast_assets.models.selectors import seed_selectors
 

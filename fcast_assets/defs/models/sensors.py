@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from fcast_assets.defs.lake.sensors import partition_changes
 from fcast_assets.defs.models.assets import model_partitions, model_refresh_job
+from fcast_assets.defs.partitions import sync_requests
 from fcast_assets.defs.resources import MetadataDB
 
 
@@ -21,9 +21,7 @@ def model_partitions_sensor(context: dg.SensorEvaluationContext, meta_db: Metada
         seed_selectors(eng, spec)
     want = all_partition_keys(eng)
     known = list(context.instance.get_dynamic_partitions(model_partitions.name))
-    add, remove = partition_changes(want, known)
-    reqs = ([model_partitions.build_add_request(add)] if add else []) + \
-        ([model_partitions.build_delete_request(remove)] if remove else [])
+    _, _, reqs = sync_requests(model_partitions, want, known)
     return dg.SensorResult(dynamic_partitions_requests=reqs,
                            skip_reason=None if reqs else dg.SkipReason(f"{len(want)} model partitions in sync"))
 
