@@ -296,7 +296,8 @@ def _batch(adapter: Adapter, state: Any, group: Group, start: int, limits: list[
     finally:
         os.close(r)
         if pid:
-            _kill(pid) if i < len(group.cells) else None
+            if i < len(group.cells):  # stopped early (a timeout, or the caller closed us): the child goes too
+                _kill(pid)
             os.waitpid(pid, 0)
 
 

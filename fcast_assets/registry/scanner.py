@@ -549,7 +549,7 @@ def _top_class_line(file: str, qualname: str) -> int | None:
     if "." in qualname:
         return None
     lines = linecache.getlines(file)
-    hits = [i for i in _class_heads(file).get(qualname, [])]
+    hits = _class_heads(file).get(qualname, [])
     if len(hits) != 1:
         return None
     first = hits[0]
