@@ -5,22 +5,24 @@ The score at draw t describes the window of the ``window`` values before t; an I
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
 
 from fcast_assets.lake.games import GameSpec
 
+from .variants import Variants, resolve
+
 
 def rolling_zscore(frame: pd.DataFrame, spec: GameSpec | None = None, window: int = 50, threshold: float = 2.5,
-                   **_: Any) -> pd.DataFrame:
-    """hist_anom_z: z-score of y[t-1] against the ``window`` draws before it; hist_anom_z_flag: |z| > threshold."""
-    g = frame.groupby("unique_id", sort=False)["y"]
-    last = g.shift(1)
-    ref = g.shift(2).groupby(frame["unique_id"], sort=False).rolling(int(window), min_periods=int(window))
-    mu = ref.mean().reset_index(level=0, drop=True)
-    sd = ref.std().reset_index(level=0, drop=True).replace(0.0, np.nan)
+                   variants: Optional[Variants] = None, **_: Any) -> pd.DataFrame:
+    """hist_anom_z: z-score of y[t-1] against the ``window`` draws before it (silver's rmean / rstd{window} at t-2;
+    ``window`` must be one of silver's windows); hist_anom_z_flag: |z| > threshold."""
+    v = resolve(frame, variants)
+    last = frame.groupby("unique_id", sort=False)["y"].shift(1)
+    mu = v.past(f"rmean{int(window)}", lag=2, needed_by="hist_anom_z")
+    sd = v.past(f"rstd{int(window)}", lag=2, needed_by="hist_anom_z").replace(0.0, np.nan)
     z = (last - mu) / sd
     flag = (z.abs() > threshold).astype(float).where(z.notna())
     return pd.DataFrame({"hist_anom_z": z, "hist_anom_z_flag": flag}, index=frame.index)

@@ -1,4 +1,6 @@
-"""Gold Delta tables per game, built from the raw slot series of silver (``<game>_N1`` .., ``<game>_B1`` ..):
+"""Gold Delta tables per game, built from the raw slot series of silver (``<game>_N1`` .., ``<game>_B1`` ..) and
+their silver variants (the hist_ features that equal a variant read it, as of the previous draw:
+:mod:`fcast_assets.features.variants`; a variant silver lacks fails the build with one line):
 
 - ``gold/anomaly``   unique_id, ds, draw_no, hist_anom_*            (anomaly generators, past-only)
 - ``gold/features``  unique_id, ds, draw_no, y, hist_*, fut_*        (history rows; hist_ past-only)
@@ -26,6 +28,7 @@ from fcast_assets.lake import versions as V
 from fcast_assets.lake.games import GameSpec
 
 from . import fut as FUT
+from . import variants as VAR
 from .registry import DEFAULT_SET, Generator, load_generators, sync_registry
 
 KEYS = ["unique_id", "ds", "draw_no"]
@@ -54,20 +57,34 @@ def slot_series(spec: GameSpec, root: Optional[str] = None, silver: Optional[pd.
     return df
 
 
+def read_silver(spec: GameSpec, root: Optional[str] = None) -> tuple[pd.DataFrame, VAR.Variants]:
+    """The raw slot series of silver (:func:`slot_series`) and silver's variants aligned with them, from one read
+    of the silver table."""
+    uri = pipeline.silver_uri(spec, root)
+    sil = deltaio.read(uri)
+    frame = slot_series(spec, root, silver=sil)
+    return frame, VAR.from_silver(frame, sil, spec.code, source=uri)
+
+
 def _gens(group: Optional[str] = None, target: Optional[str] = None,
           generators: Optional[list[Generator]] = None) -> list[Generator]:
     gens = generators or load_generators()
     return [g for g in gens if (group is None or g.group == group) and (target is None or g.target == target)]
 
 
-def compute_hist(frame: pd.DataFrame, spec: GameSpec, generators: Optional[list[Generator]] = None) -> pd.DataFrame:
-    parts = [g(frame, spec) for g in _gens("hist", "gold_features", generators)]
+def compute_hist(frame: pd.DataFrame, spec: GameSpec, generators: Optional[list[Generator]] = None,
+                 variants: Optional[VAR.Variants] = None) -> pd.DataFrame:
+    """hist_ features of ``frame``; ``variants``: silver's (:func:`read_silver`), or, when not given, silver's code
+    run on ``frame`` (a frame that did not come from the silver table)."""
+    variants = VAR.resolve(frame, variants)
+    parts = [g(frame, spec, variants=variants) for g in _gens("hist", "gold_features", generators)]
     return pd.concat(parts, axis=1) if parts else pd.DataFrame(index=frame.index)
 
 
-def compute_anomaly(frame: pd.DataFrame, spec: GameSpec, generators: Optional[list[Generator]] = None
-                    ) -> pd.DataFrame:
-    parts = [g(frame, spec) for g in _gens("hist", "anomaly", generators)]
+def compute_anomaly(frame: pd.DataFrame, spec: GameSpec, generators: Optional[list[Generator]] = None,
+                    variants: Optional[VAR.Variants] = None) -> pd.DataFrame:
+    variants = VAR.resolve(frame, variants)
+    parts = [g(frame, spec, variants=variants) for g in _gens("hist", "anomaly", generators)]
     return pd.concat(parts, axis=1) if parts else pd.DataFrame(index=frame.index)
 
 
@@ -158,8 +175,8 @@ def _availability(df: pd.DataFrame, futr: Optional[pd.DataFrame] = None) -> dict
 # ----------------------------------------------------------------------------------------------- stage entry
 def build_anomaly(engine: Engine, spec: GameSpec, root: Optional[str] = None) -> dict[str, Any]:
     sync_registry(engine)
-    frame = slot_series(spec, root)
-    df = pd.concat([frame[KEYS], compute_anomaly(frame, spec)], axis=1)
+    frame, variants = read_silver(spec, root)
+    df = pd.concat([frame[KEYS], compute_anomaly(frame, spec, variants=variants)], axis=1)
     return write_gold(engine, spec, "anomaly", df, root, availability=_availability(df))
 
 
@@ -167,13 +184,13 @@ def build_features(engine: Engine, spec: GameSpec, root: Optional[str] = None, h
                    with_anomaly: bool = True) -> dict[str, Any]:
     """gold_features: history rows with hist_ (incl. the anomaly table's hist_anom_* when it is current) and fut_."""
     sync_registry(engine)
-    frame = slot_series(spec, root)
-    parts = [frame, compute_hist(frame, spec), compute_fut(frame, spec)]
+    frame, variants = read_silver(spec, root)
+    parts = [frame, compute_hist(frame, spec, variants=variants), compute_fut(frame, spec)]
     df = pd.concat(parts, axis=1)
     if with_anomaly:
         an = deltaio.read(gold_uri(spec, "anomaly", root))
         if an.empty or len(an) != len(frame):
-            an = pd.concat([frame[KEYS], compute_anomaly(frame, spec)], axis=1)
+            an = pd.concat([frame[KEYS], compute_anomaly(frame, spec, variants=variants)], axis=1)
         an = an.drop(columns=["ds"], errors="ignore")
         df = df.merge(an, on=["unique_id", "draw_no"], how="left")
     ef = deltaio.read(gold_uri(spec, "emb_features", root))

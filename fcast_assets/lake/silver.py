@@ -7,8 +7,14 @@ shift draws), so models use the integer ``draw_no`` as their time index (``freq=
 kept for display and as a calendar feature.
 
 unique_id naming: ``<game>_<SLOT>`` is the raw slot (``loto6_N1`` … ``loto6_B1``), ``<game>_SUM`` the sum of the
-main numbers, and ``<game>_<SLOT>_<transform>`` the variants: ``cumsum``, ``diff1``, ``rsum{w}``, ``rmean{w}``,
-``rstd{w}`` (rolling over the last ``w`` draws, first ``w-1`` draws omitted) and ``parity`` (value mod 2).
+main numbers (raw only), and ``<game>_<SLOT>_<transform>`` the variants of each slot: ``cumsum``, ``diff{p}``
+(``p`` in :data:`DIFFS`: ``y[t] - y[t-p]``), ``parity`` (value mod 2), ``rsum{w}``, ``rmean{w}``, ``rstd{w}``
+(rolling over the last ``w`` draws, ``w`` in :data:`WINDOWS`; the first ``w-1`` draws omitted).
+
+Every variant is read by a gold feature (:mod:`fcast_assets.features.variants`): the gold value at draw t is the
+variant at the previous draw (t-1), so it only uses draws before t. :data:`WINDOWS` and :data:`DIFFS` are the one
+list of windows / differences: the gold generators (``hist_rolling``, ``hist_diff``, ``anomaly_zscore``) take
+theirs from here, and gold fails with one line when silver lacks a variant it needs (silver of an older release).
 """
 
 from __future__ import annotations
@@ -22,14 +28,33 @@ import pyarrow as pa
 
 from .games import GameSpec
 
-WINDOWS = (5, 10, 20)
+WINDOWS = (5, 10, 20, 50)  # rolling windows of the rsum / rmean / rstd variants (gold's hist_roll{w}_* read them)
+DIFFS = (1, 2)  # differences of the diff{p} variants (gold's hist_diff{p} read them)
 SILVER_COLUMNS = ["unique_id", "ds", "draw_no", "y", "slot", "transform"]
 
 
-def transforms(windows: tuple[int, ...] = WINDOWS) -> list[str]:
-    out = ["raw", "cumsum", "diff1", "parity"]
+def transforms(windows: tuple[int, ...] = WINDOWS, diffs: tuple[int, ...] = DIFFS) -> list[str]:
+    """Every transform of a slot, ``raw`` first (``<game>_SUM`` has ``raw`` only)."""
+    out = ["raw", "cumsum", *[f"diff{p}" for p in diffs], "parity"]
     for w in windows:
         out += [f"rsum{w}", f"rmean{w}", f"rstd{w}"]
+    return out
+
+
+def variants(x: pd.Series, windows: tuple[int, ...] = WINDOWS, diffs: tuple[int, ...] = DIFFS
+             ) -> dict[str, pd.Series]:
+    """The transformed variants of one series in draw order (NaN where a variant is undefined: the first ``p``
+    draws of ``diff{p}``, the first ``w-1`` of a rolling one). The pandas engine; the Spark engine writes the same
+    values with window functions."""
+    out: dict[str, pd.Series] = {"cumsum": x.cumsum()}
+    for p in diffs:
+        out[f"diff{p}"] = x.diff(int(p))
+    out["parity"] = x % 2
+    for w in windows:
+        r = x.rolling(int(w), min_periods=int(w))
+        out[f"rsum{w}"] = r.sum()
+        out[f"rmean{w}"] = r.mean()
+        out[f"rstd{w}"] = r.std(ddof=1)
     return out
 
 
@@ -58,13 +83,10 @@ def silver_pandas(spec: GameSpec, bronze: pd.DataFrame, windows: tuple[int, ...]
     slots = [c.upper() for c in spec.number_cols] + ["SUM"]
     for slot in slots:
         x = wide[slot]
-        variants: dict[str, pd.Series] = {"raw": x, "cumsum": x.cumsum(), "diff1": x.diff(), "parity": x % 2}
-        for w in windows:
-            r = x.rolling(w, min_periods=w)
-            variants[f"rsum{w}"] = r.sum()
-            variants[f"rmean{w}"] = r.mean()
-            variants[f"rstd{w}"] = r.std(ddof=1)
-        for t, y in variants.items():
+        per: dict[str, pd.Series] = {"raw": x}
+        if slot != "SUM":  # the sum series is kept raw: no gold feature reads variants of it
+            per.update(variants(x, windows))
+        for t, y in per.items():
             part = pd.DataFrame({"unique_id": _uid(spec.code, slot, t), "ds": wide["ds"], "draw_no": wide["draw_no"],
                                  "y": y.astype("float64"), "slot": slot, "transform": t})
             parts.append(part[part["y"].notna()])
@@ -132,10 +154,11 @@ def silver_spark(spec: GameSpec, bronze: pd.DataFrame, spark: Any = None,
     cols = {
         "raw": F.col("x"),
         "cumsum": F.sum("x").over(w_all.rowsBetween(Window.unboundedPreceding, 0)),
-        "diff1": F.col("x") - F.lag("x", 1).over(w_all),
+        **{f"diff{p}": F.col("x") - F.lag("x", int(p)).over(w_all) for p in DIFFS},
         "parity": F.col("x") % 2,
     }
     for w in windows:
+        w = int(w)
         ww = w_all.rowsBetween(-(w - 1), 0)
         full = F.count("x").over(ww) == w
         cols[f"rsum{w}"] = F.when(full, F.sum("x").over(ww))
@@ -145,7 +168,7 @@ def silver_spark(spec: GameSpec, bronze: pd.DataFrame, spark: Any = None,
     tstack = "stack({n}, {pairs}) as (transform, y)".format(
         n=len(cols), pairs=", ".join(f"'{t}', `t_{t}`" for t in cols))
     out = (wide_t.selectExpr("draw_no", "ds", "slot", tstack)
-           .where(F.col("y").isNotNull())
+           .where(F.col("y").isNotNull() & ((F.col("transform") == "raw") | (F.col("slot") != "SUM")))
            .withColumn("unique_id", F.when(F.col("transform") == "raw", F.concat_ws("_", F.lit(spec.code), "slot"))
                        .otherwise(F.concat_ws("_", F.lit(spec.code), "slot", "transform"))))
     pdf = out.select("unique_id", "ds", "draw_no", "y", "slot", "transform").toPandas()
