@@ -4,19 +4,66 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 import click
 from tabulate import tabulate
 
-from . import config
 from .config import mask
 from .progress import terminal_progress
 
 
-def _engine():
-    from .db.engine import get_engine
+class CliResources(Mapping):
+    """The CLI's resources: the same typed Dagster resources the assets get (:mod:`fcast_assets.defs.resources`),
+    ``meta_db = MetadataDB()`` and ``lake = Lake()``, so the command line and the UI share one configuration
+    (FCAST_DB_URL / FCAST_LAKE, else the defaults under FCAST_HOME). Built on first use (Dagster is imported only
+    by a command that needs the database or the lake, not by ``--help`` or a usage error). The ``fcast`` group
+    keeps one in ``ctx.obj``; the sub-command groups (``fcast game`` ...) read it from there."""
 
-    return get_engine(config.db_url())
+    KEYS = ("meta_db", "lake")
+
+    def __init__(self) -> None:
+        self._built: dict[str, Any] | None = None
+
+    def _build(self) -> dict[str, Any]:
+        if self._built is None:
+            from .defs.resources import Lake, MetadataDB
+
+            self._built = {"meta_db": MetadataDB(), "lake": Lake()}
+        return self._built
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.KEYS:
+            raise KeyError(key)
+        return self._build()[key]
+
+    def __iter__(self):  # noqa: ANN204
+        return iter(self.KEYS)
+
+    def __len__(self) -> int:
+        return len(self.KEYS)
+
+
+def _resources() -> CliResources:
+    """The current command's resources (a fresh set outside a command, e.g. in a test calling a helper)."""
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root() if ctx is not None else None
+    if root is not None and isinstance(root.obj, CliResources):
+        return root.obj
+    res = CliResources()
+    if root is not None and root.obj is None:
+        root.obj = res
+    return res
+
+
+def _engine():
+    return _resources()["meta_db"].engine()
+
+
+def _db_display_url() -> str:
+    """The metadata database URL the resource resolves, password masked."""
+    return mask(_resources()["meta_db"].resolved_url())
 
 
 
@@ -36,7 +83,7 @@ def _db_problem(e: Exception) -> tuple[str, int] | None:
     answer, a SQLite file that cannot be opened. None for other errors."""
     from sqlalchemy.exc import ArgumentError, OperationalError
 
-    url = mask(config.db_url())
+    url = _db_display_url()
     if isinstance(e, ArgumentError) and ("URL" in str(e) or "plugin" in str(e) or "dialect" in str(e)):
         return (f"FCAST_DB_URL {url!r} is not a database URL fcast can use ({' '.join(str(e).split())[:160]}); "
                 "use sqlite:///PATH/forecast_meta.db or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB", 2)
@@ -85,7 +132,7 @@ class _Main(click.Group):
                 click.echo(f"error: {mask(str(e))}", err=True)
                 sys.exit(3)
             if isinstance(e, OperationalError) and "database is locked" in str(e):
-                click.echo(f"error: the metadata database ({mask(config.db_url())}) is being written by another "
+                click.echo(f"error: the metadata database ({_db_display_url()}) is being written by another "
                            "process; SQLite allows one writer at a time: wait for it to finish, or use PostgreSQL "
                            "(FCAST_DB_URL)", err=True)
                 sys.exit(3)
@@ -101,8 +148,11 @@ class _Main(click.Group):
 
 @click.group(cls=_Main)
 @click.option("--debug", is_flag=True, help="show the traceback of a failure instead of one line")
-def main(debug: bool) -> None:
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """fcast: forecasting-library registry and lottery forecasting driven by SQL tables."""
+    if not isinstance(ctx.obj, CliResources):
+        ctx.obj = CliResources()
 
 
 @main.command()
@@ -222,7 +272,7 @@ def db() -> None:
 def db_init() -> None:
     """Create every table (and the full-text index) in FCAST_DB_URL or the SQLite default."""
     _engine()
-    click.echo(f"initialised {mask(config.db_url())}")
+    click.echo(f"initialised {_db_display_url()}")
 
 
 @db.command("ddl")
@@ -245,6 +295,10 @@ main.add_command(_plan_group)
 from .models.cli import model as _model_group  # noqa: E402
 
 main.add_command(_model_group)
+
+from .site.cli import site as _site_group  # noqa: E402
+
+main.add_command(_site_group)
 
 
 if __name__ == "__main__":

@@ -221,3 +221,14 @@ def one_compat_cell(engine, where: str, **params):
     rows = compat_cells_of_runs(engine, where, **params)
     assert len(rows) == 1, (where, params, [(r.model, r.value_label, r.scenario) for r in rows])
     return rows[0]
+
+
+def resources(db_url, lake_root=None, spark: bool = False) -> dict:
+    """The Dagster resources of a test run, typed as in the Definitions: ``meta_db`` on ``db_url``, ``lake`` on
+    ``lake_root`` (None: the environment's lake, FCAST_LAKE / FCAST_HOME), ``pyspark`` when ``spark``."""
+    from fcast_assets.defs.resources import Lake, MetadataDB, spark_resource
+
+    out = {"meta_db": MetadataDB(url=str(db_url)), "lake": Lake(root=str(lake_root) if lake_root else None)}
+    if spark:
+        out["pyspark"] = spark_resource()
+    return out

@@ -94,13 +94,13 @@ def test_gold_embeddings_and_pca_features(env, tiny):
 
 def test_embeddings_asset_with_configured_model(env, tiny, monkeypatch):
     from fcast_assets.defs.features.assets import embeddings
-    from fcast_assets.defs.resources import MetadataDB
+    from .conftest import resources
 
     monkeypatch.setenv("FCAST_CHRONOS_MODEL", tiny["bolt"])
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("game", ["bingo5"])
     r = dg.materialize([embeddings], partition_key="bingo5", instance=instance,
-                       resources={"meta_db": MetadataDB(url=env["url"])},
+                       resources=resources(env["url"]),
                        run_config={"ops": {"embeddings": {"config": {"stride": 200, "context": 32}}}})
     assert r.success
     meta = r.get_asset_materialization_events()[0].materialization.metadata

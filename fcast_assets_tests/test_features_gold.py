@@ -203,11 +203,11 @@ def test_dagster_features_assets(env, monkeypatch):
     from fcast_assets.defs.features.assets import (anomaly_features, embeddings, gold_features, gold_futr,
                                                    gold_static)
     from fcast_assets.defs.lake.assets import bronze_draws, silver_series
-    from fcast_assets.defs.resources import MetadataDB, spark_resource
+    from .conftest import resources as test_resources
 
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("game", ["bingo5"])
-    resources = {"meta_db": MetadataDB(url=env["url"]), "pyspark": spark_resource()}
+    resources = test_resources(env["url"], spark=True)
     assets = [bronze_draws, silver_series, anomaly_features, embeddings, gold_features, gold_static, gold_futr]
     r = dg.materialize(assets, partition_key="bingo5", instance=instance, resources=resources)
     assert r.success
@@ -238,12 +238,12 @@ def test_feature_partitions_follow_a_new_silver(env):
     """Eager automation: once silver of a game is materialized, its feature partitions are requested."""
     from fcast_assets.defs.features import assets as F
     from fcast_assets.defs.lake.assets import bronze_draws, silver_series
-    from fcast_assets.defs.resources import MetadataDB, spark_resource
+    from .conftest import resources as test_resources
 
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("game", ["bingo5"])
     feature_assets = [F.anomaly_features, F.embeddings, F.gold_features, F.gold_static, F.gold_futr]
-    resources = {"meta_db": MetadataDB(url=env["url"]), "pyspark": spark_resource()}
+    resources = test_resources(env["url"], spark=True)
     defs = dg.Definitions(assets=[bronze_draws, silver_series, *feature_assets], resources=resources)
     selection = dg.AssetSelection.assets(*feature_assets)
     first = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection)

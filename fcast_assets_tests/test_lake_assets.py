@@ -16,9 +16,10 @@ from fcast_assets.defs.lake.assets import bronze_draws, dataset_profile, lottery
 from fcast_assets.defs.lake.checks import lottery_games_consistent
 from fcast_assets.defs.lake.schedules import scrape_new_draws
 from fcast_assets.defs.lake.sensors import game_partitions_sensor
-from fcast_assets.defs.resources import MetadataDB, spark_resource
 from fcast_assets.lake import deltaio, games, pipeline
 from fcast_assets.lake.sources import embedded_dir
+
+from .conftest import resources
 
 LAKE = [bronze_draws, silver_series, dataset_profile]
 
@@ -32,7 +33,7 @@ def env(tmp_path: Path, monkeypatch):
     monkeypatch.delenv("FCAST_ENGINE", raising=False)
     monkeypatch.delenv("FCAST_SCRAPER", raising=False)
     return {"url": url, "tmp": tmp_path, "instance": dg.DagsterInstance.ephemeral(),
-            "resources": {"meta_db": MetadataDB(url=url), "pyspark": spark_resource()}}
+            "resources": resources(url, tmp_path / "lake", spark=True)}
 
 
 def _materialize(env, assets, key=None, **kw):

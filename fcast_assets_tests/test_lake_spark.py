@@ -45,7 +45,7 @@ def test_silver_asset_on_the_dagster_pyspark_resource(tmp_path: Path, monkeypatc
     import dagster as dg
 
     from fcast_assets.defs.lake.assets import bronze_draws, silver_series
-    from fcast_assets.defs.resources import MetadataDB, spark_resource
+    from .conftest import resources
 
     monkeypatch.setenv("FCAST_HOME", str(tmp_path))
     monkeypatch.setenv("FCAST_LAKE", str(tmp_path / "lake"))
@@ -54,7 +54,7 @@ def test_silver_asset_on_the_dagster_pyspark_resource(tmp_path: Path, monkeypatc
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("game", ["bingo5"])
     res = dg.materialize([bronze_draws, silver_series], partition_key="bingo5", instance=instance,
-                         resources={"meta_db": MetadataDB(url=url), "pyspark": spark_resource()},
+                         resources=resources(url, spark=True),
                          run_config={"ops": {"silver_series": {"config": {"engine": "spark"}}}})
     assert res.success
     meta = res.asset_materializations_for_node("silver_series")[0].metadata

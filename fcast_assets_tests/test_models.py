@@ -29,7 +29,7 @@ from fcast_assets.models.selectors import get_selector, seed_selectors
 from fcast_assets.models.xai import xai_uri
 from fcast_assets.plans import loader, validator
 
-from .conftest import loto6_models_env
+from .conftest import loto6_models_env, resources
 
 SMALL = {"max_steps": 5, "n_windows": 4}
 SIX = {"numbers3": 4, "numbers4": 5, "miniloto": 6, "loto6": 7, "loto7": 8, "bingo5": 9}
@@ -51,7 +51,7 @@ def env(tmp_path_factory):
 
 def _run(env, assets, key, config=None):
     res = dg.materialize(assets, partition_key=key, instance=env["instance"],
-                         resources={"meta_db": MetadataDB(url=env["url"])},
+                         resources=resources(env["url"]),
                          run_config={"ops": {"trained_models": {"config": config}}} if config else None)
     assert res.success
     return res
@@ -163,7 +163,7 @@ def test_gold_plan_data_is_validated(env):
 
 def test_loto6_seven_models_through_dagster(env):
     eng, inst = env["engine"], env["instance"]
-    res = dg.materialize([MA.model_selectors], instance=inst, resources={"meta_db": MetadataDB(url=env["url"])})
+    res = dg.materialize([MA.model_selectors], instance=inst, resources=resources(env["url"]))
     assert res.success
     keys = inst.get_dynamic_partitions("model")
     loto6 = [k for k in keys if k.startswith("loto6.")]
@@ -200,7 +200,7 @@ def test_loto6_seven_models_through_dagster(env):
     assert all(r.max_vram_mb is None for r in res_rows)  # CPU machine: null, never a made-up 0
     # the predictions, evaluation and attribution assets of the ALL model
     r = dg.materialize([MA.predictions, MA.model_evaluation, MA.model_xai], partition_key="loto6.ALL",
-                       instance=inst, resources={"meta_db": MetadataDB(url=env["url"])},
+                       instance=inst, resources=resources(env["url"]),
                        selection=[MA.predictions, MA.model_evaluation, MA.model_xai])
     assert r.success
     pred = deltaio.read(T.predictions_uri("loto6"))
@@ -305,7 +305,7 @@ def test_retraining_refuses_when_gold_lost_a_column(env):
     assert Path(row.artifact_uri).is_dir()
     # through Dagster the partition fails with the same message
     res = dg.materialize([MA.trained_models], partition_key="loto6.N1", instance=env["instance"],
-                         resources={"meta_db": MetadataDB(url=env["url"])}, raise_on_error=False)
+                         resources=resources(env["url"]), raise_on_error=False)
     assert not res.success
     deltaio.overwrite(uri, gold._to_arrow(full))  # the feature is back: retraining works again
     assert T.retrain(eng, row.model_id)["version"] == 2
@@ -371,7 +371,7 @@ def test_trained_models_on_a_fresh_home_fails_with_what_to_run(tmp_path, monkeyp
     games.seed_games(make_engine(url))
     seed_selectors(make_engine(url), games.get_game(make_engine(url), "loto6"))
     res = dg.materialize([MA.trained_models], partition_key="loto6.N1", instance=inst,
-                         resources={"meta_db": MetadataDB(url=url)}, raise_on_error=False)
+                         resources=resources(url), raise_on_error=False)
     assert not res.success
     failure = next(e for e in res.all_events if e.event_type_value == "STEP_FAILURE")
     err = failure.step_failure_data.error

@@ -24,10 +24,10 @@ from sqlalchemy import text
 from fcast_assets import progress as P
 from fcast_assets.cli import main
 from fcast_assets.defs.lake.assets import bronze_draws, dataset_profile, lottery_games, silver_series
-from fcast_assets.defs.resources import MetadataDB, spark_resource
 from fcast_assets.lake import deltaio, games, pipeline, plots
 from fcast_assets.registry.scanner import scan_library
 
+from .conftest import resources
 from .fakelib import V1, new_name, write_library
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -99,7 +99,7 @@ def _columns(meta) -> list[str]:
 def test_lake_assets_report_rows_schema_preview_and_plots(lake_env):
     url = lake_env["url"]
     inst = dg.DagsterInstance.ephemeral()
-    res = {"meta_db": MetadataDB(url=url), "pyspark": spark_resource()}
+    res = resources(url, spark=True)
     r = dg.materialize([lottery_games], instance=inst, resources=res)
     assert r.success
     meta = r.asset_materializations_for_node("lottery_games")[0].metadata
@@ -157,7 +157,7 @@ def test_runs_assets_report_rows_schema_preview(plans_db, tmp_path):
 
     engine, url = plans_db
     r = dg.materialize(
-        [run_plans, plan_executions], resources={"meta_db": MetadataDB(url=url)},
+        [run_plans, plan_executions], resources=resources(url),
         run_config={"ops": {"plan_executions": {"config": {"plans": ["mlp_basic", "bad_enum"],
                                                             "work_root": str(tmp_path)}}}},
         instance=dg.DagsterInstance.ephemeral())

@@ -15,10 +15,19 @@ from tabulate import tabulate
 from fcast_assets import config
 
 
+def _resources():
+    """The ``fcast`` group's resources (``MetadataDB()``, ``Lake()``: fcast_assets.cli.CliResources, the same typed
+    resources as the Dagster assets); None when this group runs on its own."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    return obj if "meta_db" in getattr(obj, "KEYS", ()) else None
+
+
 def _engine():
     from fcast_assets.db.engine import get_engine
 
-    return get_engine(config.db_url())
+    res = _resources()
+    return res["meta_db"].engine() if res is not None else get_engine(config.db_url())
 
 
 @click.group()
@@ -186,7 +195,9 @@ def ingest_cmd(code: str, files: tuple[Path, ...], replace_changed: bool) -> Non
         history = FileSource().read(spec)
     except FileNotFoundError:
         history = []
-    res = ingest_bronze(eng, spec, records=[*history, *records], overwrite_changed=replace_changed)
+    lake = _resources()
+    res = ingest_bronze(eng, spec, root=lake["lake"].root_uri() if lake is not None else None,
+                        records=[*history, *records], overwrite_changed=replace_changed)
     dup = [i for i in res["issues"] if i["rule"] == "duplicate_draw_no" and i["severity"] == "error"]
     fixed = f", corrected {res['corrected']}" if res["corrected"] else ""
     fixed += f", replaced {res['replaced']}" if res["replaced"] else ""

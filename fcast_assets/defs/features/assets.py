@@ -3,7 +3,11 @@
 ``anomaly_features`` -> ``gold/anomaly`` (hist_anom_*); ``embeddings`` -> ``gold/embeddings`` (+ hist_emb_* by PCA)
 only where a model is configured; ``gold_features`` (hist_ + fut_ on history rows), ``gold_static`` (stat_),
 ``gold_futr`` (fut_ on every step of the horizon). Generators are data (``fcast_assets/features/generators.yaml``
--> feature_generator / feature_def); each write records a feature_materialization row.
+-> feature_generator / feature_def); each write records a feature_materialization row. The tables are written by
+``fcast_assets.features.gold`` under the ``lake`` resource's root, one Delta table per game
+(``gold/<table>/game=<code>``, read by the plan runner at that path): not through dagster-deltalake-pandas' IO
+manager, whose partitioned table (one ``_delta_log`` above a ``game`` column) is another layout (see
+:mod:`fcast_assets.defs.resources`).
 """
 
 from typing import Any, Optional
@@ -17,7 +21,7 @@ from sqlmodel import Session, select
 from fcast_assets.db.feature_models import FeatureDef
 from fcast_assets.defs.lake.assets import game_partitions, silver_series
 from fcast_assets.defs.metadata import log_progress, preview
-from fcast_assets.defs.resources import MetadataDB
+from fcast_assets.defs.resources import Lake, MetadataDB
 from fcast_assets.features import gold
 from fcast_assets.lake import games as G
 
@@ -94,10 +98,10 @@ def _undefined(meta_db: MetadataDB, cols: list[str]) -> list[str]:
     "previous draw and an IsolationForest score on past-only windows (refitted per block on earlier windows), each "
     "with a flag. Delta gold/anomaly.",
 )
-def anomaly_features(context: dg.AssetExecutionContext, meta_db: MetadataDB) -> dg.MaterializeResult:
+def anomaly_features(context: dg.AssetExecutionContext, meta_db: MetadataDB, lake: Lake) -> dg.MaterializeResult:
     eng = meta_db.engine()
     spec = G.get_game(eng, context.partition_key)
-    return dg.MaterializeResult(metadata=_meta(gold.build_anomaly(eng, spec), spec))
+    return dg.MaterializeResult(metadata=_meta(gold.build_anomaly(eng, spec, root=lake.root_uri()), spec))
 
 
 @dg.asset(
@@ -111,7 +115,7 @@ def anomaly_features(context: dg.AssetExecutionContext, meta_db: MetadataDB) -> 
     "columns, Delta gold/embeddings) and their PCA as hist_emb_* (gold/emb_features, as of the previous draw). "
     "Only where a model is configured (FCAST_CHRONOS_MODEL / FCAST_TIMESFM_MODEL: local path or hub id).",
 )
-def embeddings(context: dg.AssetExecutionContext, config: EmbeddingsConfig, meta_db: MetadataDB):
+def embeddings(context: dg.AssetExecutionContext, config: EmbeddingsConfig, meta_db: MetadataDB, lake: Lake):
     from fcast_assets.features.embeddings import configured_models
 
     eng = meta_db.engine()
@@ -121,7 +125,8 @@ def embeddings(context: dg.AssetExecutionContext, config: EmbeddingsConfig, meta
         models["chronos"] = config.chronos_model
     if config.timesfm_model:
         models["timesfm"] = config.timesfm_model
-    res = gold.build_embeddings(eng, spec, models=models, context=config.context, stride=config.stride,
+    res = gold.build_embeddings(eng, spec, root=lake.root_uri(), models=models, context=config.context,
+                                stride=config.stride,
                                 n_components=config.n_components, progress=log_progress(context, "embeddings"))
     if "skipped" in res:
         context.log.warning(res["skipped"])
@@ -149,10 +154,10 @@ def embeddings(context: dg.AssetExecutionContext, config: EmbeddingsConfig, meta
     "sum/mean/std/min/max, diff, cumsum, expanding stats, value counts, anomaly, embeddings PCA; all from draws "
     "before t) and fut_* (calendar of the draw, draw number, days since the previous draw). Delta gold/features.",
 )
-def gold_features(context: dg.AssetExecutionContext, config: HorizonConfig, meta_db: MetadataDB):
+def gold_features(context: dg.AssetExecutionContext, config: HorizonConfig, meta_db: MetadataDB, lake: Lake):
     eng = meta_db.engine()
     spec = G.get_game(eng, context.partition_key)
-    res = gold.build_features(eng, spec, h=config.h)
+    res = gold.build_features(eng, spec, root=lake.root_uri(), h=config.h)
     yield dg.MaterializeResult(metadata=_meta(res, spec))
     cols = [c for c in res["frame"].columns if c not in ("unique_id", "ds", "draw_no", "y")]
     bad = [c for c in cols if not c.startswith(("hist_", "fut_"))]
@@ -169,10 +174,10 @@ def gold_features(context: dg.AssetExecutionContext, config: HorizonConfig, meta
     description="One row per raw slot series: stat_* (slot index, bonus or main, the slot's number range, slot "
     "counts, historical mean / variance up to the training cutoff). Delta gold/static.",
 )
-def gold_static(context: dg.AssetExecutionContext, config: StaticConfig, meta_db: MetadataDB):
+def gold_static(context: dg.AssetExecutionContext, config: StaticConfig, meta_db: MetadataDB, lake: Lake):
     eng = meta_db.engine()
     spec = G.get_game(eng, context.partition_key)
-    res = gold.build_static(eng, spec, cutoff=config.cutoff)
+    res = gold.build_static(eng, spec, root=lake.root_uri(), cutoff=config.cutoff)
     meta = _meta(res, spec)
     meta["cutoff_draw_no"] = res["cutoff_draw_no"]
     return dg.MaterializeResult(metadata=meta)
@@ -186,10 +191,10 @@ def gold_static(context: dg.AssetExecutionContext, config: StaticConfig, meta_db
     description="Future rows for every raw slot series and every step 1..h of the horizon: unique_id, ds (next "
     "draw dates on the game's draw weekdays), draw_no, step, fut_*. Delta gold/futr.",
 )
-def gold_futr(context: dg.AssetExecutionContext, config: HorizonConfig, meta_db: MetadataDB):
+def gold_futr(context: dg.AssetExecutionContext, config: HorizonConfig, meta_db: MetadataDB, lake: Lake):
     eng = meta_db.engine()
     spec = G.get_game(eng, context.partition_key)
-    res = gold.build_futr(eng, spec, h=config.h)
+    res = gold.build_futr(eng, spec, root=lake.root_uri(), h=config.h)
     meta = _meta(res, spec)
     meta["h"] = config.h
     yield dg.MaterializeResult(metadata=meta)

@@ -1,8 +1,10 @@
 """Lake stage: games table, bronze draws, silver series and the predictability profile, one ``game`` partition
 per row of ``dataset_game`` (dynamic partitions kept in sync by ``game_partitions_sensor``).
 
-Delta tables are written explicitly with delta-rs (``fcast_assets.lake``): bronze is merged on ``draw_no``,
-silver is overwritten as a new table version; each materialization records a ``dataset_version`` row.
+Delta tables are written explicitly with delta-rs (``fcast_assets.lake``) under the ``lake`` resource's root (passed
+as ``root=``): bronze is merged on ``draw_no``, silver is overwritten as a new table version; each materialization
+records a ``dataset_version`` row. Why not dagster-deltalake-pandas' IO manager: see
+:mod:`fcast_assets.defs.resources`.
 """
 
 from typing import Optional
@@ -21,7 +23,7 @@ from fcast_assets.defs.lake.checks import (
 )
 from fcast_assets.db.dataset_models import DatasetGame, DatasetProfile
 from fcast_assets.defs.metadata import delta_schema, image_metadata, sql_table_schema, table_metadata
-from fcast_assets.defs.resources import MetadataDB
+from fcast_assets.defs.resources import Lake, MetadataDB
 from fcast_assets.lake import deltaio, plots
 from fcast_assets.lake import games as G
 from fcast_assets.lake import pipeline
@@ -88,7 +90,9 @@ def lottery_games(context: dg.AssetExecutionContext, meta_db: MetadataDB) -> dg.
     "ingested_at, dq_ok), merged on draw_no: re-ingesting is idempotent. Source: the embedded history files; "
     "the official result files too when scraping is enabled.",
 )
-def bronze_draws(context: dg.AssetExecutionContext, config: BronzeConfig, meta_db: MetadataDB):
+def bronze_draws(context: dg.AssetExecutionContext, config: BronzeConfig, meta_db: MetadataDB, lake: Lake):
+    # not through DeltaLakePandasIOManager: bronze is an upsert (merge on draw_no, the changed and rule-breaking
+    # rows decided against the stored table), which the IO manager (overwrite / append only) cannot express
     eng = meta_db.engine()
     spec = G.get_game(eng, context.partition_key)
     scrape = scraper_enabled() if config.scrape is None else config.scrape
@@ -96,8 +100,8 @@ def bronze_draws(context: dg.AssetExecutionContext, config: BronzeConfig, meta_d
     if scrape and scraper is None:
         context.log.warning(f"scraping enabled but {spec.code} has no result-file URL in dataset_source")
     try:
-        res = pipeline.ingest_bronze(eng, spec, scraper=scraper, overwrite_changed=config.overwrite_changed,
-                                     run_id=context.run.run_id)
+        res = pipeline.ingest_bronze(eng, spec, root=lake.root_uri(), scraper=scraper,
+                                     overwrite_changed=config.overwrite_changed, run_id=context.run.run_id)
     except SourceError as e:  # 403 / network: one line, nothing written to the lake
         raise dg.Failure(description=str(e), metadata={"game": spec.code, "url": e.url}) from None
     context.log.info(f"{spec.code}: {res['row_count']} draws, {res['inserted']} new, {res['errors']} rule errors")
@@ -119,7 +123,7 @@ def bronze_draws(context: dg.AssetExecutionContext, config: BronzeConfig, meta_d
         "dataset_version_id": res["dataset_version_id"],
         "delta_version": res["delta_version"],
         "lake_uri": dg.MetadataValue.path(res["uri"]),
-        **image_metadata("draw_frequency", plots.draw_frequency_png(spec, draws),
+        **image_metadata("draw_frequency", plots.draw_frequency_png(spec, draws, root=lake.root_uri()),
                          f"{spec.code}: draw-number frequency per slot"),
     })
     yield bronze_check_result(res)
@@ -133,16 +137,21 @@ def bronze_draws(context: dg.AssetExecutionContext, config: BronzeConfig, meta_d
     owners=["team:fcast"],
     check_specs=[silver_check_spec()],
     description="Long format unique_id, ds, y (+ draw_no, slot, transform): one series per slot (`<game>_N1` …, "
-    "`B1` …, `SUM`) and its cumsum, diff1, parity and rolling sum/mean/std variants. Models index time by draw_no "
+    "`B1` …, `SUM`) and, per slot, its cumsum, diff1/diff2, parity and rolling sum/mean/std variants over "
+    "5/10/20/50 draws (the sum series is raw only; gold reads the variants). Models index time by draw_no "
     "(draws are not on a fixed calendar); ds is the draw date. Engine: pandas, or Spark with FCAST_ENGINE=spark.",
 )
-def silver_series(context: dg.AssetExecutionContext, config: SilverConfig, meta_db: MetadataDB,
+def silver_series(context: dg.AssetExecutionContext, config: SilverConfig, meta_db: MetadataDB, lake: Lake,
                   pyspark: LazyPySparkResource):
+    # not through DeltaLakePandasIOManager: silver is one Delta table per game (``silver/series/game=<code>``, its
+    # own versions recorded in dataset_version), built in pandas or Spark; the IO manager would make one table
+    # partitioned by a ``game`` column (see fcast_assets.defs.resources)
     eng = meta_db.engine()
     spec = G.get_game(eng, context.partition_key)
     engine = config.engine or engine_name()
     spark = pyspark.spark_session if engine == "spark" else None  # the session comes from dagster-pyspark
-    res = pipeline.build_silver_table(eng, spec, engine_name=engine, spark=spark, run_id=context.run.run_id)
+    res = pipeline.build_silver_table(eng, spec, root=lake.root_uri(), engine_name=engine, spark=spark,
+                                      run_id=context.run.run_id)
     problems = pipeline.silver_issues(spec, res["frame"], res["draws"])
     frame = res["frame"]
     raw = frame[frame["transform"] == "raw"].sort_values(["draw_no", "unique_id"], ascending=[False, True])
@@ -174,10 +183,10 @@ def silver_series(context: dg.AssetExecutionContext, config: SilverConfig, meta_
     "theoretical distribution under a fair draw, entropy, autocorrelation, Ljung-Box, runs test, spectral "
     "entropy / forecastability, and a verdict (distinguishable from random or not).",
 )
-def dataset_profile(context: dg.AssetExecutionContext, meta_db: MetadataDB):
+def dataset_profile(context: dg.AssetExecutionContext, meta_db: MetadataDB, lake: Lake):
     eng = meta_db.engine()
     spec = G.get_game(eng, context.partition_key)
-    res = pipeline.build_profile(eng, spec)
+    res = pipeline.build_profile(eng, spec, root=lake.root_uri())
     rows = res["profile"]
     series = sorted({r["unique_id"] for r in rows if r["unique_id"] != spec.code})
     with_verdict = {r["unique_id"] for r in rows if r["metric"] == "verdict_random" and r["value"] is not None}
@@ -200,7 +209,8 @@ def dataset_profile(context: dg.AssetExecutionContext, meta_db: MetadataDB):
         "profile": dg.MetadataValue.md(
             "| series | chi2 p | Ljung-Box p | runs p | spectral entropy | random |\n|---|---|---|---|---|---|\n"
             + table),
-        **image_metadata("profile_plot", plots.profile_png(spec, rows), f"{spec.code}: predictability profile"),
+        **image_metadata("profile_plot", plots.profile_png(spec, rows, root=lake.root_uri()),
+                         f"{spec.code}: predictability profile"),
     })
     missing = [u for u in series if u not in with_verdict]
     yield dg.AssetCheckResult(check_name=PROFILE_VERDICT, asset_key="dataset_profile", passed=not missing,

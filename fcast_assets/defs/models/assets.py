@@ -18,7 +18,7 @@ from fcast_assets.defs.features.assets import gold_features, gold_futr, gold_sta
 from fcast_assets.defs.lake.assets import lottery_games
 from fcast_assets.defs.metadata import (arrow_schema, image_metadata, log_progress, sql_table_schema,
                                          table_metadata)
-from fcast_assets.defs.resources import MetadataDB
+from fcast_assets.defs.resources import Lake, MetadataDB
 
 GROUP = "models"
 model_partitions = dg.DynamicPartitionsDefinition(name="model")
@@ -113,6 +113,8 @@ def trained_models(context: dg.AssetExecutionContext, config: TrainConfig, meta_
 
     eng = meta_db.engine()
     game, sel = split_key(context.partition_key)
+    # no ``lake`` here: models.train.train has no ``root`` parameter (the plan runner reads the gold tables at the
+    # configured lake root, FCAST_LAKE / FCAST_HOME), so this asset cannot point it elsewhere
     try:
         res = train(eng, game, sel, overrides=_overrides(config) or None, reconfigure=config.reconfigure,
                     progress=log_progress(context, f"training {context.partition_key}: plan steps"))
@@ -153,11 +155,11 @@ def trained_models(context: dg.AssetExecutionContext, config: TrainConfig, meta_
     "current gold tables), in the game's gold/predictions Delta table (unique_id, draw_no, step, y_hat, model_id, "
     "version).",
 )
-def predictions(context: dg.AssetExecutionContext, meta_db: MetadataDB) -> dg.MaterializeResult:
+def predictions(context: dg.AssetExecutionContext, meta_db: MetadataDB, lake: Lake) -> dg.MaterializeResult:
     from fcast_assets.models.train import predict
 
     eng = meta_db.engine()
-    res = predict(eng, _model_id(eng, context.partition_key))
+    res = predict(eng, _model_id(eng, context.partition_key), root=lake.root_uri())
     df = res["frame"]
     return dg.MaterializeResult(metadata={
         **table_metadata(res["rows"], _schema(df), df),
@@ -172,7 +174,7 @@ def predictions(context: dg.AssetExecutionContext, meta_db: MetadataDB) -> dg.Ma
     description="CV accuracy of the current model version against the baselines (mae / rmse / smape from "
     "run_metric) and a forecast-vs-actual plot of the CV windows.",
 )
-def model_evaluation(context: dg.AssetExecutionContext, meta_db: MetadataDB) -> dg.MaterializeResult:
+def model_evaluation(context: dg.AssetExecutionContext, meta_db: MetadataDB, lake: Lake) -> dg.MaterializeResult:
     from fcast_assets.models.evaluation import comparison, comparison_wide, latest_version, plot_forecasts, plot_path
     from fcast_assets.models.selectors import split_key
 
@@ -180,7 +182,7 @@ def model_evaluation(context: dg.AssetExecutionContext, meta_db: MetadataDB) -> 
     mid = _model_id(eng, context.partition_key)
     game, sel = split_key(context.partition_key)
     long = comparison(eng, mid)
-    png = plot_forecasts(eng, mid, plot_path(game, sel, "cv_forecasts"))
+    png = plot_forecasts(eng, mid, plot_path(game, sel, "cv_forecasts", root=lake.root_uri()))
     mv = latest_version(eng, mid)
     return dg.MaterializeResult(metadata={
         **table_metadata(len(long), _schema(long), long),
@@ -198,16 +200,17 @@ def model_evaluation(context: dg.AssetExecutionContext, meta_db: MetadataDB) -> 
     "increase on the last CV windows when one exogenous feature is shuffled); per-time attributions of both in the "
     "game's gold/xai Delta table.",
 )
-def model_xai(context: dg.AssetExecutionContext, meta_db: MetadataDB) -> dg.MaterializeResult:
+def model_xai(context: dg.AssetExecutionContext, meta_db: MetadataDB, lake: Lake) -> dg.MaterializeResult:
     from fcast_assets.models.evaluation import plot_importance, plot_path
     from fcast_assets.models.selectors import split_key
     from fcast_assets.models.xai import explain
 
     eng = meta_db.engine()
     game, sel = split_key(context.partition_key)
-    res = explain(eng, _model_id(eng, context.partition_key))
+    res = explain(eng, _model_id(eng, context.partition_key), root=lake.root_uri())
     imp = res["importance"]
-    png = plot_importance(imp, plot_path(game, sel, "importance"), f"{context.partition_key}: permutation importance")
+    png = plot_importance(imp, plot_path(game, sel, "importance", root=lake.root_uri()),
+                          f"{context.partition_key}: permutation importance")
     return dg.MaterializeResult(metadata={
         **table_metadata(len(imp), sql_table_schema(ModelXai.__table__), imp, 30),  # type: ignore[attr-defined]
         "integrated_gradients": dg.MetadataValue.md(
