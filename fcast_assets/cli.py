@@ -170,6 +170,24 @@ def scan(libraries: tuple[str, ...], all_: bool) -> None:
     rows, failed = [], False
     for name in names:
         try:
+            if "==" in name:  # another release: scanned in its own environment (fcast releases scan)
+                from .compat.releases import scan_release
+                from .registry.envs import EnvBuildError, ReleaseSpecError, is_installed_release, parse_spec
+
+                try:
+                    spec = parse_spec(name)
+                    if not is_installed_release(spec):
+                        s = scan_release(_engine(), spec)
+                        c = s["counts"]
+                        rows.append([spec.library, s["version"], s["status"], c.get("modules"), c.get("classes"),
+                                     c.get("functions"), c.get("methods"), c.get("parameters"),
+                                     c.get("import_failures"), s["scan_seconds"]])
+                        continue
+                    name = spec.library
+                except (ReleaseSpecError, EnvBuildError) as e:
+                    click.echo(f"error: {e}", err=True)
+                    failed = True
+                    continue
             with terminal_progress(f"scan {name}", unit="module") as bar:
                 s = scan_and_store(name, _engine(), progress=bar)
         except (UnknownLibraryError, LibraryNotInstalledError) as e:
@@ -234,6 +252,25 @@ def compat(run_, library, models, families, workers, cell_timeout, auto_cell_tim
     engine = _engine()
     if not (run_ or rerun or report or (method and param)):
         raise click.UsageError("give --run, --method and --param, --rerun ID or --report FILE")
+    if "==" in library:  # another release: its matrix runs in its own environment (fcast releases probe)
+        from .compat.releases import ReleaseRunError, probe_release
+        from .registry.envs import EnvBuildError, ReleaseSpecError, parse_spec
+
+        try:
+            spec = parse_spec(library)
+        except ReleaseSpecError as e:
+            raise click.UsageError(str(e)) from e
+        library = spec.library
+        if run_:
+            try:
+                s = probe_release(engine, spec, models=list(models) or None, families=list(families) or None,
+                                  workers=workers, cell_timeout=cell_timeout)
+            except (EnvBuildError, ReleaseRunError) as e:
+                click.echo(f"error: {e}", err=True)
+                sys.exit(1)
+            click.echo(f"compat run {s['compat_run_id']} ({spec}, {s['env']}): {s['cells']} cells in "
+                       f"{s['seconds']}s ({', '.join(f'{k} {v}' for k, v in sorted(s['counts'].items()))})")
+            run_ = False
     if run_:
         with terminal_progress(f"compat {library}", unit="cell") as bar:
             s = run_matrix(engine, library, models=list(models) or None, families=list(families) or None,
@@ -299,6 +336,10 @@ main.add_command(_model_group)
 from .site.cli import site as _site_group  # noqa: E402
 
 main.add_command(_site_group)
+
+from .compat.cli import releases as _releases_group  # noqa: E402
+
+main.add_command(_releases_group)
 
 
 if __name__ == "__main__":

@@ -64,6 +64,8 @@ class _Recorder:
             context["traceback"] = res["traceback"]
         if res.get("retry"):  # the first try timed out; this row is the retry's outcome (runner.after_retry)
             context["retry"] = res["retry"]
+        if res.get("carried_from"):  # not run: the same cell's outcome in an earlier release the diff leaves alone
+            context["carried_from"] = res["carried_from"]
         self.buffer.append(dict(
             compat_run_id=self.run_id, release_id=self.release_id, model=cell.model, method=cell.method,
             param=cell.param, value=cell.value, value_label=cell.value_label[:500], scenario=cell.scenario,
@@ -95,8 +97,13 @@ def run_matrix(
     cell_timeout: float = 60.0,
     auto_cell_timeout: float | None = None,
     progress: Progress | None = None,
+    carry_from: str | None = None,
 ) -> dict[str, Any]:
     """Probe ``models`` (default: every model the registry lists) and store every cell. Returns a summary.
+
+    ``carry_from`` (a release of the same library, probed before): diff-driven re-probe. Only the cells the
+    registry diff between that release and this one touches (:func:`touched_by_diff`), and the cells it has no
+    outcome for, are run; every other cell gets that release's outcome, marked ``context.carried_from``.
 
     ``cell_timeout``: seconds one try of a cell may take; ``auto_cell_timeout``: the same for Auto cells (a
     hyper-parameter search; default ``runner.AUTO_TIMEOUT_FACTOR`` × ``cell_timeout``). A cell that times out is
@@ -138,6 +145,12 @@ def run_matrix(
         unrunnable = adapter.plan([q for q in chosen if q not in runnable],
                                   {q: 0 for q in chosen}, set(families) if families else None)
         rec.total += sum(len(g.cells) for g in groups) + sum(len(g.cells) for g in unrunnable)
+        carried = 0
+        if carry_from is not None:
+            groups, carry = split_by_diff(engine, library, carry_from, release_id, groups)
+            for g, cell, old in carry:
+                rec(g, cell, old)
+            carried = len(carry)
         for g in unrunnable:
             for cell in g.cells:
                 rec(g, cell, {"status": "skipped", "exception_type": None, "seconds": 0.0,
@@ -146,7 +159,78 @@ def run_matrix(
                    on_result=rec)
         rec.flush()
     summary = finalize(engine, run_id, wall=time.perf_counter() - t0)
-    return {**summary, "library": library, "version": version, "models": [q.rsplit(".", 1)[1] for q in chosen]}
+    return {**summary, "library": library, "version": version, "models": [q.rsplit(".", 1)[1] for q in chosen],
+            "carried": carried, "ran": summary["cells"] - carried}
+
+
+_CLASS_WORD = re.compile(r"\b[A-Z][A-Za-z0-9_]*\b")
+
+
+def touched_by_diff(engine: Engine, from_release_id: int, to_release_id: int) -> tuple[set[str], set[str]]:
+    """(qualnames, class names) the registry diff between two releases touches: symbols added / removed and the
+    symbols whose parameters were added / removed / changed (kind, annotation, default, position)."""
+    from ..registry.store import diff_releases
+
+    with engine.connect() as conn:
+        rows = diff_releases(conn, from_release_id, to_release_id)
+    quals = {r["qualname"] for r in rows}
+    classes = set()
+    for q in quals:
+        parts = q.split(".")
+        if parts[-1] == "__init__" and len(parts) > 1:
+            classes.add(parts[-2])  # a class whose constructor changed
+        elif parts[-1][:1].isupper():
+            classes.add(parts[-1])  # a class added or removed
+    return quals, classes
+
+
+def _cell_touched(cell: Cell, group: Group, quals: set[str], classes: set[str]) -> bool:
+    """A cell is re-run when the diff touches its model (the class itself, its constructor, or the model method of
+    the same name as the call — ``NeuralForecast.fit`` runs ``Model.fit``; inherited methods count, the scanner
+    lists them per class), the method it calls (``NeuralForecast.fit`` ↔ ``neuralforecast.core.NeuralForecast.fit``),
+    or a class whose constructor changed and that its value or setup names (a loss, a scaler...).
+
+    The diff sees signatures, not bodies: a release that changes behaviour behind an unchanged signature is
+    caught only by a full re-run (``carry_from=None``), which stays available."""
+    short = cell.method.rsplit(".", 1)[-1]
+    for q in quals:
+        if q == cell.model or q.endswith("." + cell.method):
+            return True
+        if q.startswith(cell.model + ".") and q[len(cell.model) + 1:] in ("__init__", short):
+            return True
+    named = set(_CLASS_WORD.findall(json.dumps([cell.value, cell.spec, group.setup], default=str)))
+    return bool(named & classes)
+
+
+def split_by_diff(engine: Engine, library: str, from_version: str, release_id: int, groups: list[Group]
+                  ) -> tuple[list[Group], list[tuple[Group, Cell, dict[str, Any]]]]:
+    """(groups of the cells to run, [(group, cell, outcome carried over)]) for a re-probe against ``from_version``.
+    Carried: ok / error / suspect outcomes of the same (model, method, param, value, scenario) in that release;
+    timeouts and skips are run again (they say nothing about the library)."""
+    from_id, _ = latest_release(engine, library, from_version)
+    quals, classes = touched_by_diff(engine, from_id, release_id)
+    with engine.connect() as conn:
+        old = {}
+        for r in conn.execute(text(
+                "SELECT result_id, model, method, param, value_label, scenario, status, exception_type, message, "
+                "seconds FROM compat_result WHERE release_id = :r ORDER BY result_id"), {"r": from_id}).all():
+            old[(r.model, r.method, r.param, r.value_label, r.scenario)] = r
+    keep: list[Group] = []
+    carry: list[tuple[Group, Cell, dict[str, Any]]] = []
+    for g in groups:
+        run = []
+        for c in g.cells:
+            prev = old.get((c.model, c.method, c.param, c.value_label[:500], c.scenario))
+            if prev is None or prev.status not in ("ok", "error", "suspect") or _cell_touched(c, g, quals, classes):
+                run.append(c)
+            else:
+                carry.append((g, c, {"status": prev.status, "exception_type": prev.exception_type,
+                                     "message": prev.message, "seconds": 0.0,
+                                     "carried_from": {"version": from_version, "release_id": from_id,
+                                                      "result_id": prev.result_id}}))
+        if run:
+            keep.append(Group(g.key, g.model, g.setup, run))
+    return keep, carry
 
 
 def close_abandoned_runs(engine: Engine) -> list[int]:

@@ -18,6 +18,9 @@ class LibrarySpec:
     repo_url: str | None = None
     docs_url: str | None = None
     also_import: tuple[str, ...] = ()  # further top-level packages of the same distribution
+    # distributions the library's compat adapter imports beyond the library and its own requirements (installed,
+    # at the project's versions, into a release environment: registry/envs.py)
+    probe_requires: tuple[str, ...] = ()
 
     @property
     def roots(self) -> tuple[str, ...]:
@@ -32,7 +35,8 @@ class UnknownLibraryError(KeyError):
 @lru_cache(maxsize=1)
 def library_specs() -> dict[str, LibrarySpec]:
     raw = yaml.safe_load(resources.files("fcast_assets.registry").joinpath("libraries.yaml").read_text(encoding="utf-8"))
-    return {e["name"]: LibrarySpec(**{**e, "also_import": tuple(e.get("also_import", ()))}) for e in raw["libraries"]}
+    return {e["name"]: LibrarySpec(**{**e, "also_import": tuple(e.get("also_import", ())),
+                                     "probe_requires": tuple(e.get("probe_requires", ()))}) for e in raw["libraries"]}
 
 
 def library_names() -> list[str]:

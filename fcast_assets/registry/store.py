@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import re
 import json
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 
 from ..db import models as m
 from .libraries import LibrarySpec
@@ -230,18 +231,74 @@ def _snapshot(conn: Connection, release_id: int) -> tuple[set[str], dict[tuple[s
     return symbols, params
 
 
+def version_key(version: str):
+    """Sort key of a release number (PEP 440 order: 3.2.10 after 3.2.9, 3.3.0rc1 before 3.3.0)."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return (0, Version(version), "")
+    except InvalidVersion:
+        return (1, Version("0"), version)
+
+
+def neighbours(conn: Connection, library_id: int, release_id: int) -> tuple[int | None, int | None]:
+    """(the release before, the release after) ``release_id`` in version order, among the library's releases."""
+    rel = T["registry_release"]
+    rows = sorted(conn.execute(select(rel.c.release_id, rel.c.version).where(rel.c.library_id == library_id)).all(),
+                  key=lambda r: version_key(r.version))
+    ids = [r.release_id for r in rows]
+    i = ids.index(release_id)
+    return (ids[i - 1] if i > 0 else None), (ids[i + 1] if i + 1 < len(ids) else None)
+
+
 def _write_diff(conn: Connection, library_id: int, release_id: int) -> dict[str, int]:
-    """Diff this release against the library's previous release (the latest scanned before it)."""
-    rel, diff_t = T["registry_release"], T["registry_release_diff"]
-    prev = conn.execute(
-        select(func.max(rel.c.release_id)).where(rel.c.library_id == library_id, rel.c.release_id < release_id)
-    ).scalar()
+    """Diff this release against the library's previous release in version order, and the next release against
+    this one (releases are scanned side by side, in any order: an older release scanned last sits between two)."""
+    prev, nxt = neighbours(conn, library_id, release_id)
+    if nxt is not None:
+        _diff_pair(conn, library_id, release_id, nxt)
+    return _diff_pair(conn, library_id, prev, release_id)
+
+
+def diff_releases(conn: Connection, from_release_id: int, to_release_id: int) -> list[dict[str, Any]]:
+    """The symbol / parameter changes from one release to another (any two releases of a library)."""
+    return _diff_rows(conn, {"from_release_id": from_release_id, "to_release_id": to_release_id},
+                      from_release_id, to_release_id)
+
+
+def _diff_pair(conn: Connection, library_id: int, prev: int | None, release_id: int) -> dict[str, int]:
+    diff_t = T["registry_release_diff"]
     conn.execute(delete(diff_t).where(diff_t.c.to_release_id == release_id))
     if prev is None:
         return {}
+    rows = _diff_rows(conn, {"library_id": library_id, "from_release_id": prev, "to_release_id": release_id},
+                      prev, release_id)
+    if rows:
+        conn.execute(insert(diff_t), rows)
+    out: dict[str, int] = {}
+    for r in rows:
+        out[r["change"]] = out.get(r["change"], 0) + 1
+    return out
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+_MODULE_PATH = re.compile(r"\b(?:[A-Za-z_]\w*\.)+([A-Za-z_]\w*)")
+
+
+def _comparable(field: str, value: Any) -> Any:
+    """A parameter field as the diff compares it: object reprs without their memory address (``<X object at
+    0x7f…>`` differs in every process), annotations without module paths (``pandas.core.frame.DataFrame`` and
+    ``pandas.DataFrame`` are one type, spelled by the pandas release of each environment)."""
+    if field == "default":
+        return _ADDRESS.sub("", json.dumps(value, sort_keys=True, default=str))
+    if field == "annotation" and isinstance(value, str):
+        return _MODULE_PATH.sub(r"\1", value)
+    return value
+
+
+def _diff_rows(conn: Connection, base: dict[str, Any], prev: int, release_id: int) -> list[dict[str, Any]]:
     old_s, old_p = _snapshot(conn, prev)
     new_s, new_p = _snapshot(conn, release_id)
-    base = {"library_id": library_id, "from_release_id": prev, "to_release_id": release_id}
     rows = [{**base, "qualname": q, "param_name": None, "change": "added", "detail": None} for q in sorted(new_s - old_s)]
     rows += [{**base, "qualname": q, "param_name": None, "change": "removed", "detail": None} for q in sorted(old_s - new_s)]
     common = old_s & new_s
@@ -252,12 +309,8 @@ def _write_diff(conn: Connection, library_id: int, release_id: int) -> dict[str,
         if q in common:
             rows.append({**base, "qualname": q, "param_name": n, "change": "removed", "detail": old_p[(q, n)]})
     for key in sorted(old_p.keys() & new_p.keys()):
-        changed = {f: [old_p[key][f], new_p[key][f]] for f in old_p[key] if old_p[key][f] != new_p[key][f]}
+        changed = {f: [old_p[key][f], new_p[key][f]] for f in old_p[key]
+                   if _comparable(f, old_p[key][f]) != _comparable(f, new_p[key][f])}
         if changed:
             rows.append({**base, "qualname": key[0], "param_name": key[1], "change": "changed", "detail": changed})
-    if rows:
-        conn.execute(insert(diff_t), rows)
-    out: dict[str, int] = {}
-    for r in rows:
-        out[r["change"]] = out.get(r["change"], 0) + 1
-    return out
+    return rows

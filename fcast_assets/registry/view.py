@@ -22,15 +22,32 @@ def _rows(conn, sql: str, **params) -> list[Any]:
 
 
 def latest_release(engine: Engine, library: str, version: str | None = None) -> tuple[int, str]:
+    """The release the caller means: ``version`` when given; else the release installed in this interpreter when
+    it was scanned (releases are scanned side by side, so "the last scanned" may be another one), else the
+    highest version scanned."""
+    from .envs import installed_version
+    from .libraries import get_library
+    from .store import version_key
+
     sql = """SELECT r.release_id, r.version FROM registry_release r JOIN registry_library l USING (library_id)
-             WHERE l.name = :lib""" + (" AND r.version = :v" if version else "") + " ORDER BY r.release_id DESC LIMIT 1"
+             WHERE l.name = :lib"""
     with engine.connect() as conn:
-        row = conn.execute(text(sql), {"lib": library, **({"v": version} if version else {})}).first()
-    if row is None:
+        rows = conn.execute(text(sql), {"lib": library}).all()
+    if version is None:
+        try:
+            version = installed_version(get_library(library).dist_name)
+        except KeyError:
+            version = None
+        here = [r for r in rows if r.version == version]
+        rows = here or sorted(rows, key=lambda r: version_key(r.version))[-1:]
+        version = None
+    else:
+        rows = [r for r in rows if r.version == version]
+    if not rows:
         raise RegistryMissingError(
             f"no registry release of {library!r}{' ' + version if version else ''}: "
             f"materialize library_registry[{library}] (or `fcast scan {library}`) first")
-    return row.release_id, row.version
+    return rows[-1].release_id, rows[-1].version
 
 
 def params_of(engine: Engine, release_id: int, qualname: str) -> list[dict[str, Any]]:

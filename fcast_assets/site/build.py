@@ -29,7 +29,7 @@ from ..db.models import JSONType
 REPO = Path(__file__).resolve().parents[2]
 MKDOCS_YML = REPO / "mkdocs.yml"
 PAGES_ENV = "FCAST_SITE_PAGES"  # the folder of generated pages the MkDocs hook reads
-MATRIX, REGISTRY = "matrix", "registry"
+MATRIX, REGISTRY, RELEASES = "matrix", "registry", "releases"
 MESSAGE_CHARS = 100  # the message shown beside a mark; the whole message (up to TITLE_CHARS) is its title
 TITLE_CHARS = 2000
 
@@ -117,10 +117,13 @@ def matrix_rows(engine: Engine) -> list[dict[str, Any]]:
             FROM compat_result c JOIN registry_release r ON r.release_id = c.release_id
             JOIN registry_library l ON l.library_id = r.library_id
             WHERE c.result_id IN {_LATEST_RESULTS} ORDER BY c.result_id""").columns(scenario_facts=JSONType)).all()
-    newest: dict[str, int] = {}
+    from ..registry.store import version_key
+
+    newest: dict[str, Any] = {}  # the highest release (version order: releases are probed side by side)
     for r in rows:
-        newest[r.library] = max(newest.get(r.library, 0), r.release_id)
-    return [dict(r._mapping) for r in rows if r.release_id == newest[r.library]]
+        if r.library not in newest or version_key(r.version) > version_key(newest[r.library].version):
+            newest[r.library] = r
+    return [dict(r._mapping) for r in rows if r.release_id == newest[r.library].release_id]
 
 
 def _cell(r: dict[str, Any]) -> str:
@@ -375,14 +378,83 @@ def write_registry_pages(engine: Engine, folder: Path) -> dict[str, Any]:
 
 # -------------------------------------------------------------------------------------------------- the site
 
+# -------------------------------------------------------------------------------------------------- releases
+
+def write_release_pages(engine: Engine, folder: Path) -> dict[str, Any]:
+    """Per library probed in two releases or more: every cell's status in each release with the release ranges
+    where it runs / errors, and per consecutive pair the cells that flipped (both outcomes, the message, the
+    result_id to re-run in its own release's environment: ``fcast releases rerun ID``)."""
+    from ..compat.releases import flipped_cells, version_ranges
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with engine.connect() as conn:
+        libs = conn.execute(text("""SELECT l.name FROM compat_result c
+            JOIN registry_release r ON r.release_id = c.release_id JOIN registry_library l USING (library_id)
+            GROUP BY l.name HAVING COUNT(DISTINCT r.version) > 1 ORDER BY l.name""")).scalars().all()
+    index = ["# Releases side by side", "",
+             "Each library probed in several releases (`fcast releases probe <library>==<version>`, each in its own "
+             "environment): the status of every cell in every release, and what flipped between consecutive ones.",
+             ""]
+    if not libs:
+        index.append("No library has been probed in two releases yet.")
+    done = {}
+    for lib in libs:
+        ranges = version_ranges(engine, lib)
+        versions = [c for c in ranges.columns if c not in ("model", "method", "param", "value_label", "scenario",
+                                                            "runs_in", "errors_in")]
+        lslug = slug(lib)
+        page = [f"# {esc_md(lib)}: {len(versions)} releases", "", _filter_box(f"rel-{lslug}", "filter: model, "
+                "param, value, status…"), "", f'<div class="fc-scroll"><table class="fc-matrix" id="rel-{lslug}">',
+                "<thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in ("model", "method", "param", "value",
+                                                                      "scenario", *versions, "runs in",
+                                                                      "errors in")) + "</tr></thead>", "<tbody>"]
+        for r in ranges.itertuples(index=False):
+            row = dict(zip(ranges.columns, r))
+            cells = "".join(f'<td class="fc-cell fc-{esc(row[v])}" data-status="{esc(row[v])}">'
+                            f'{MARK.get(row[v], "")} {esc(row[v])}</td>' for v in versions)
+            page.append(f"<tr><td>{esc(row['model'])}</td><td>{esc(row['method'])}</td><td>{esc(row['param'])}</td>"
+                        f"<td><code>{esc(row['value_label'])}</code></td><td>{esc(row['scenario'])}</td>{cells}"
+                        f"<td>{esc(row['runs_in'])}</td><td>{esc(row['errors_in'])}</td></tr>")
+        page += ["</tbody></table></div>", ""]
+        for a, b in zip(versions, versions[1:]):
+            flips = flipped_cells(engine, lib, a, b)
+            page += [f"## {esc_md(a)} → {esc_md(b)}: {len(flips)} cells flipped", ""]
+            if flips.empty:
+                continue
+            page += ['<div class="fc-scroll"><table class="fc-matrix">',
+                     "<thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in (
+                         "model", "method", "param", "value", "scenario", a, b, "message", "result_id")) +
+                     "</tr></thead>", "<tbody>"]
+            for f in flips.to_dict("records"):
+                msg = f["message_to"] if f["status_to"] not in ("ok", "absent") else f["message_from"]
+                ids = " / ".join("–" if x is None or x != x else str(int(x)) for x in (f["result_id_from"],
+                                                                                       f["result_id_to"]))
+                page.append(
+                    f"<tr><td>{esc(f['model'])}</td><td>{esc(f['method'])}</td><td>{esc(f['param'])}</td>"
+                    f"<td><code>{esc(f['value_label'])}</code></td><td>{esc(f['scenario'])}</td>"
+                    + "".join(f'<td class="fc-cell fc-{esc(f[k])}">{MARK.get(f[k], "")} {esc(f[k])} '
+                              f'{esc(f[e] if isinstance(f[e], str) else "")}</td>'
+                              for k, e in (("status_from", "exception_type_from"),
+                                           ("status_to", "exception_type_to")))
+                    + f"<td>{esc(short(msg if isinstance(msg, str) else ''))}</td><td>{esc(ids)}</td></tr>")
+            page += ["</tbody></table></div>", ""]
+        (folder / f"{lslug}.md").write_text("\n".join(page), encoding="utf-8")
+        index.append(f"- [{esc_md(lib)}]({lslug}.md): {', '.join(esc_md(v) for v in versions)}")
+        done[lib] = versions
+    (folder / "index.md").write_text("\n".join(index + [""]), encoding="utf-8")
+    return {"libraries": done}
+
+
 def write_pages(engine: Engine, pages: Path) -> dict[str, Any]:
-    """Regenerate ``pages/matrix`` and ``pages/registry`` (nothing else under ``pages`` is touched)."""
+    """Regenerate ``pages/matrix``, ``pages/registry`` and ``pages/releases`` (nothing else under ``pages`` is
+    touched)."""
     pages = Path(pages)
-    for part in (MATRIX, REGISTRY):
+    for part in (MATRIX, REGISTRY, RELEASES):
         shutil.rmtree(pages / part, ignore_errors=True)
     matrix = write_matrix_pages(matrix_rows(engine), pages / MATRIX)
     registry = write_registry_pages(engine, pages / REGISTRY)
-    return {"pages": str(pages), "matrix": matrix, "registry": registry}
+    releases = write_release_pages(engine, pages / RELEASES)
+    return {"pages": str(pages), "matrix": matrix, "registry": registry, "releases": releases}
 
 
 def mkdocs_build(pages: Path, html_dir: Path, strict: bool = True, timeout: float = 900) -> float:

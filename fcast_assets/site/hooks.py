@@ -23,7 +23,7 @@ from mkdocs.structure.files import File, Files
 REPO = Path(__file__).resolve().parents[2]
 PAGES_ENV = "FCAST_SITE_PAGES"
 NOTEBOOKS_ENV = "FCAST_SITE_NOTEBOOKS"
-GENERATED = ("matrix", "registry")
+GENERATED = ("matrix", "registry", "releases")
 
 
 def executed_notebooks_dir() -> Path:
@@ -112,7 +112,7 @@ def on_files(files: Files, config) -> Files:
             for path in sorted(folder.rglob("*.md")):
                 _add_file(files, config, path.relative_to(pages).as_posix(), path)
         else:
-            title = "Correspondence tables" if part == "matrix" else "Registry"
+            title = {"matrix": "Correspondence tables", "registry": "Registry", "releases": "Releases"}[part]
             _add(files, config, f"{part}/index.md",
                  f"# {title}\n\nNot generated in this build: run `uv run fcast site build` (or materialize the "
                  "`site_pages` asset), which reads the metadata database, writes these pages and builds the site.\n")

@@ -1,0 +1,110 @@
+"""Releases side by side, measured: environment builds (cold and cached), the full matrix of an older and a newer
+release, and the diff-driven re-probe of the newer one against the full run.
+
+    uv run python benchmarks/releases_bench.py --library statsforecast --from 2.0.3 --to 2.1.1 \
+        [--model AutoARIMA ...] [--family sf_edges ...] [--workers 2] [--timeout 60] [--cold] [--docs]
+
+One fresh SQLite database per library pair (reports/releases_bench_<library>.db). Steps, each timed:
+
+1. ``env_cold_seconds`` (with ``--cold``: the environment folder is removed first; uv's package cache stays, as
+   on any machine that installed the project) and ``env_cached_seconds`` (the second call);
+2. both releases scanned, the older in its environment, the newer where it is (installed here or its environment);
+3. ``full_old`` / ``full_new``: the matrix (or the --model / --family subset) of each release, every cell run;
+4. ``diff_new``: the newer release again, diff-driven from the older (only the cells the registry diff touches
+   run, the rest carried over): cells run vs carried, seconds, ``saved_seconds`` against ``full_new``, and
+   ``misses``: carried cells whose outcome differs from the full run's (what a signature diff cannot see).
+
+Results go into reports/releases_bench.json (one entry per library, merged); ``--docs`` writes the upgrade report
+from the full runs to docs/upgrades/<library>-<from>-to-<to>.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--library", required=True)
+    ap.add_argument("--from", dest="old", required=True)
+    ap.add_argument("--to", dest="new", required=True)
+    ap.add_argument("--model", action="append", default=[])
+    ap.add_argument("--family", action="append", default=[])
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--timeout", type=float, default=60.0)
+    ap.add_argument("--cold", action="store_true", help="remove the older release's environment first")
+    ap.add_argument("--docs", action="store_true", help="write docs/upgrades/<library>-<from>-to-<to>.md")
+    args = ap.parse_args()
+
+    db = ROOT / "reports" / f"releases_bench_{args.library}.db"
+    db.unlink(missing_ok=True)
+    os.environ["FCAST_DB_URL"] = f"sqlite:///{db}"
+
+    from fcast_assets.compat.releases import (carry_misses, probe_release, scan_release, upgrade_report)
+    from fcast_assets.db.engine import init_db, make_engine
+    from fcast_assets.registry.envs import ensure_env, env_dir, is_installed_release, parse_spec
+
+    eng = make_engine(os.environ["FCAST_DB_URL"])
+    init_db(eng)
+    old, new = parse_spec(f"{args.library}=={args.old}"), parse_spec(f"{args.library}=={args.new}")
+    out: dict = {"library": args.library, "from": args.old, "to": args.new, "models": args.model or "all",
+                 "families": args.family or "all", "workers": args.workers, "machine": platform.machine(),
+                 "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}
+    if args.cold:
+        shutil.rmtree(env_dir(old), ignore_errors=True)
+    t = time.perf_counter()
+    e = ensure_env(old)
+    out["env_cold_seconds" if not e.cached else "env_first_call_seconds"] = round(time.perf_counter() - t, 2)
+    t = time.perf_counter()
+    ensure_env(old)
+    out["env_cached_seconds"] = round(time.perf_counter() - t, 3)
+    out["new_in_env"] = not is_installed_release(new)
+    for spec in (new, old):
+        s = scan_release(eng, spec)
+        out[f"scan_{'old' if spec is old else 'new'}_seconds"] = s["scan_seconds"]
+    kw = dict(models=args.model or None, families=args.family or None, workers=args.workers,
+              cell_timeout=args.timeout)
+
+    def probe(spec, key, **extra):
+        r = probe_release(eng, spec, **kw, **extra)
+        out[key] = {k: r[k] for k in ("cells", "counts", "ran", "carried", "seconds")}
+        print(key, out[key], flush=True)
+
+    probe(old, "full_old")
+    probe(new, "full_new")
+    probe(new, "diff_new", carry_from=args.old)
+    misses = carry_misses(eng, args.library, args.new)
+    out["diff_new"]["misses"] = len(misses)
+    out["diff_new"]["miss_examples"] = [
+        f"{r.model.rsplit('.', 1)[-1]} {r.method} {r.param}={r.value_label}: carried {r.status_carried}, "
+        f"ran {r.status_ran} {r.exception_type_ran or ''}".strip() for r in misses.head(5).itertuples()]
+    out["diff_new"]["saved_seconds"] = round(out["full_new"]["seconds"] - out["diff_new"]["seconds"], 2)
+    if args.docs:
+        doc = ROOT / "docs" / "upgrades" / f"{args.library}-{args.old}-to-{args.new}.md"
+        doc.parent.mkdir(parents=True, exist_ok=True)
+        md = upgrade_report(eng, args.library, args.old, args.new)
+        scope = (f"Scope: models {', '.join(args.model) if args.model else 'all'}; families "
+                 f"{', '.join(args.family) if args.family else 'all'}. Measured by `benchmarks/releases_bench.py` "
+                 f"on {out['date']} ({out['cpus']} CPUs).")
+        first, rest = md.split("\n", 1)
+        doc.write_text(first + "\n\n" + scope + "\n" + rest, encoding="utf-8")
+        out["report"] = str(doc.relative_to(ROOT))
+    path = ROOT / "reports" / "releases_bench.json"
+    allr = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    allr[args.library] = out
+    path.write_text(json.dumps(allr, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""Releases side by side (#20): a uv environment per release, the same scan and matrix run inside it, diff-driven
+re-probing, version ranges and upgrade reports. Real environments built by uv from the package registry, real
+library releases executed, real SQLite / PostgreSQL.
+
+The environments are built once per session under a shared folder (statsforecast 2.0.3 and neuralforecast 3.2.2,
+at small scale: two or one model classes and one family of cells); the installed releases (statsforecast 2.1.1,
+neuralforecast 3.3.0) run in this interpreter."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from sqlalchemy import text
+
+from fcast_assets.db.engine import init_db, make_engine
+
+from .conftest import _fresh_pg_database
+
+SF_OLD, SF_NEW = "2.0.3", "2.1.1"
+NF_OLD, NF_NEW = "3.2.2", "3.3.0"
+
+
+@pytest.fixture(scope="module")
+def rel(tmp_path_factory):
+    """A fresh SQLite DB and home; release environments in a folder shared by the session."""
+    from importlib.metadata import version
+
+    assert version("statsforecast") == SF_NEW and version("neuralforecast") == NF_NEW, "the lock moved: update"
+    home = tmp_path_factory.mktemp("relhome")
+    envs = Path(os.environ.get("FCAST_TEST_ENVS_DIR") or tmp_path_factory.getbasetemp() / "release-envs")
+    mp = pytest.MonkeyPatch()
+    url = f"sqlite:///{home / 'meta.db'}"
+    mp.setenv("FCAST_HOME", str(home))
+    mp.setenv("FCAST_DB_URL", url)
+    mp.setenv("FCAST_ENVS_DIR", str(envs))
+    eng = make_engine(url)
+    init_db(eng)
+    yield {"engine": eng, "url": url, "home": home, "envs": envs}
+    eng.dispose()
+    mp.undo()
+
+
+# ---------------------------------------------------------------------------------------------- specs
+def test_release_specs_are_a_closed_table():
+    from fcast_assets.registry.envs import ReleaseSpecError, parse_spec
+    from fcast_assets.registry.libraries import UnknownLibraryError
+
+    assert str(parse_spec("neuralforecast==3.2.2")) == "neuralforecast==3.2.2"
+    assert parse_spec(" statsforecast == 2.0.3 ").version == "2.0.3"
+    assert parse_spec("statsforecast").version is None
+    assert parse_spec("statsforecast==2.1.0rc1").version == "2.1.0rc1"
+    for bad in ("statsforecast>=2", "statsforecast==2.0; rm -rf /", "statsforecast==../../x", "statsforecast==",
+                "statsforecast==2 .0"):
+        with pytest.raises(ReleaseSpecError):
+            parse_spec(bad)
+    with pytest.raises(UnknownLibraryError):
+        parse_spec("requests==2.31.0")  # a real distribution, but not one of libraries.yaml
+
+
+def test_release_config_is_checked(monkeypatch):
+    from fcast_assets.compat.releases import previous_listed, release_config
+    from fcast_assets.registry.envs import ReleaseSpecError, parse_spec
+
+    cfg = release_config()
+    names = [str(s) for s in cfg["releases"]]
+    assert "neuralforecast==3.3.0" in names and "statsforecast==2.0.3" in names
+    assert str(previous_listed(parse_spec("neuralforecast==3.3.0"), cfg["releases"])) == "neuralforecast==3.2.2"
+    monkeypatch.setenv("FCAST_RELEASES", "statsforecast==2.1.1, statsforecast==2.0.3")
+    specs = release_config()["releases"]
+    assert [str(s) for s in specs] == ["statsforecast==2.1.1", "statsforecast==2.0.3"]
+    assert str(previous_listed(specs[0], specs)) == "statsforecast==2.0.3"  # version order, not list order
+    monkeypatch.setenv("FCAST_RELEASES", "statsforecast==2.0.3,statsforecast")
+    with pytest.raises(ReleaseSpecError, match="FCAST_RELEASES.*names no release"):
+        release_config()
+
+
+# ---------------------------------------------------------------------------------------------- environments
+def _build_in_child(spec: str, envs: Path) -> subprocess.Popen:
+    code = ("import sys; from fcast_assets.registry.envs import ensure_env, parse_spec; "
+            f"ensure_env(parse_spec({spec!r}), rebuild=True)")
+    return subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "FCAST_ENVS_DIR": str(envs)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_env_build_killed_midway_leaves_nothing_that_blocks(rel):
+    """Kill a build while uv installs: no half-built environment looks usable, the next build completes and
+    removes the leftover, and a second call reuses the environment (cached)."""
+    from fcast_assets.registry.envs import MARKER, ensure_env, env_dir, parse_spec
+
+    import shutil
+
+    spec = parse_spec("utilsforecast==0.2.10")
+    folder = env_dir(spec)
+    shutil.rmtree(folder, ignore_errors=True)  # from nothing (the shared folder may hold one from an earlier run)
+    child = _build_in_child(str(spec), rel["envs"])
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(folder.parent.glob(folder.name + ".tmp-*")):
+        time.sleep(0.05)
+    time.sleep(1.0)  # inside uv's install
+    for p in [psutil.Process(child.pid), *psutil.Process(child.pid).children(recursive=True)]:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    child.wait(30)
+    assert not (folder / MARKER).exists(), "a killed build must not leave an environment that looks complete"
+    env = ensure_env(spec)
+    assert not env.cached and (folder / MARKER).exists() and env.packages["utilsforecast"] == "0.2.10"
+    assert not list(folder.parent.glob(folder.name + ".tmp-*")), "the leftover of the killed build is removed"
+    again = ensure_env(spec)
+    assert again.cached and again.seconds < 5
+    # the interpreter runs that release, not the project's
+    out = subprocess.run([str(env.python), "-c", "import utilsforecast; print(utilsforecast.__version__)"],
+                         capture_output=True, text=True, encoding="utf-8")
+    assert out.stdout.strip() == "0.2.10"
+
+
+def test_unknown_release_is_one_line(rel):
+    from fcast_assets.registry.envs import EnvBuildError, ensure_env, env_dir, parse_spec
+
+    spec = parse_spec("statsforecast==99.0.0")
+    with pytest.raises(EnvBuildError, match="statsforecast==99.0.0") as e:
+        ensure_env(spec)
+    assert "\n" not in str(e.value)
+    assert not env_dir(spec).exists() and not list(env_dir(spec).parent.glob(env_dir(spec).name + ".tmp-*"))
+
+
+# ---------------------------------------------------------------------------------------------- statsforecast
+@pytest.fixture(scope="module")
+def sf(rel):
+    """statsforecast 2.1.1 (installed) scanned first, then 2.0.3 in its own environment; both probed on the same
+    small subset (AutoARIMA, Naive × the sf_edges family), then 2.1.1 again, diff-driven from 2.0.3."""
+    from fcast_assets.compat.releases import probe_release, scan_release
+
+    eng = rel["engine"]
+    new_scan = scan_release(eng, "statsforecast")
+    old_scan = scan_release(eng, f"statsforecast=={SF_OLD}")
+    kw = dict(models=["AutoARIMA", "Naive"], families=["sf_edges"])
+    old = probe_release(eng, f"statsforecast=={SF_OLD}", **kw)
+    new = probe_release(eng, f"statsforecast=={SF_NEW}", **kw)
+    carried = probe_release(eng, f"statsforecast=={SF_NEW}", carry_from=SF_OLD, **kw)
+    return {"new_scan": new_scan, "old_scan": old_scan, "old": old, "new": new, "carried": carried}
+
+
+def test_scan_in_release_env_writes_that_release(rel, sf):
+    assert sf["old_scan"]["version"] == SF_OLD and sf["old_scan"]["env"].endswith(f"statsforecast-{SF_OLD}-py"
+                                                                                   f"{sys.version_info[0]}"
+                                                                                   f"{sys.version_info[1]}")
+    assert sf["new_scan"]["env"] == "this interpreter"
+    with rel["engine"].connect() as c:
+        rels = dict(c.execute(text("SELECT version, release_id FROM registry_release")).all())
+        env_json = c.execute(text("SELECT environment FROM registry_release WHERE version = :v"),
+                             {"v": SF_OLD}).scalar()
+        # scanned newer-first: the diff still runs from the older release to the newer one (version order)
+        pairs = set(c.execute(text("SELECT DISTINCT from_release_id, to_release_id FROM registry_release_diff")).all())
+        n_old = c.execute(text("SELECT COUNT(*) FROM registry_symbol WHERE release_id = :r"),
+                          {"r": rels[SF_OLD]}).scalar()
+    assert {SF_OLD, SF_NEW} <= set(rels) and n_old > 100
+    assert pairs == {(rels[SF_OLD], rels[SF_NEW])}
+    env = json.loads(env_json) if isinstance(env_json, str) else env_json
+    assert env, "the release row records the environment it was scanned in"
+
+
+def test_side_by_side_matrices_and_flips(rel, sf):
+    from fcast_assets.compat.releases import flipped_cells, version_ranges
+
+    assert sf["old"]["version"] == SF_OLD and sf["new"]["version"] == SF_NEW
+    assert sf["old"]["cells"] == sf["new"]["cells"] > 10
+    flips = flipped_cells(rel["engine"], "statsforecast", SF_OLD, SF_NEW)
+    # 2.1.1 validates `level` (0 < level < 100); 2.0.3 ran level=[0] / [100]: observed, not written down
+    lv = flips[(flips["param"] == "level") & (flips["value_label"] == "[0]")]
+    assert len(lv) >= 2 and set(lv["status_from"]) == {"ok"} and set(lv["status_to"]) == {"error"}
+    assert lv["message_to"].str.contains("between 0 and 100").all()
+    # a look-alike that must not flip: level=80 (a scalar) errors in both
+    same = flips[(flips["param"] == "level") & (flips["value_label"] == "80")]
+    assert same.empty
+    ranges = version_ranges(rel["engine"], "statsforecast")
+    row = ranges[(ranges["model"] == "Naive") & (ranges["method"] == "StatsForecast.forecast")
+                 & (ranges["param"] == "level") & (ranges["value_label"] == "[0]")].iloc[0]
+    assert (row[SF_OLD], row[SF_NEW], row["runs_in"], row["errors_in"]) == ("ok", "error", SF_OLD, SF_NEW)
+
+
+def test_diff_driven_reprobe_carries_untouched_cells(rel, sf):
+    from fcast_assets.compat.releases import carry_misses, flipped_cells
+
+    c = sf["carried"]
+    assert c["carried"] > 0 and c["ran"] > 0 and c["carried"] + c["ran"] == c["cells"] == sf["new"]["cells"]
+    with rel["engine"].connect() as conn:
+        ctx = [r[0] for r in conn.execute(text("SELECT context FROM compat_result WHERE compat_run_id = :r"),
+                                          {"r": c["compat_run_id"]}).all()]
+    ctx = [json.loads(x) if isinstance(x, str) else x for x in ctx]
+    marked = [x["carried_from"] for x in ctx if x.get("carried_from")]
+    assert len(marked) == c["carried"] and {m["version"] for m in marked} == {SF_OLD}
+    # cells the diff touches (AutoARIMA's constructor changed) ran again; Naive's level cells were carried, and a
+    # full run of the same release shows what the signature diff cannot see (validation added in a method body)
+    misses = carry_misses(rel["engine"], "statsforecast", SF_NEW)
+    assert not misses.empty and set(misses["status_carried"]) == {"ok"} and set(misses["status_ran"]) == {"error"}
+    # a really-run outcome wins over a carried one in the reports, whichever is newer
+    flips = flipped_cells(rel["engine"], "statsforecast", SF_OLD, SF_NEW)
+    assert len(flips[(flips["model"] == "Naive") & (flips["param"] == "level")]) >= 2
+
+
+def test_upgrade_report_and_rerun_in_its_own_env(rel, sf, tmp_path):
+    from click.testing import CliRunner
+
+    from fcast_assets.compat.cli import releases
+
+    out = tmp_path / "report.md"
+    r = CliRunner().invoke(releases, ["report", "statsforecast", SF_OLD, SF_NEW, "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    md = out.read_text(encoding="utf-8")
+    assert md.startswith(f"# Upgrading statsforecast {SF_OLD} → {SF_NEW}")
+    for section in ("## Summary", "## Cells that flipped", "## Parameters added", "## Defaults changed"):
+        assert section in md
+    assert "between 0 and 100" in md
+    # re-run a flipped cell of the older release from its row: it runs in 2.0.3's environment and reproduces
+    with rel["engine"].connect() as conn:
+        rid = conn.execute(text("""SELECT c.result_id FROM compat_result c JOIN registry_release r USING (release_id)
+            WHERE r.version = :v AND c.param = 'level' AND c.value_label = '[0]' AND c.model LIKE '%Naive'
+            ORDER BY c.result_id LIMIT 1"""), {"v": SF_OLD}).scalar()
+    r = CliRunner().invoke(releases, ["rerun", str(rid)])
+    assert r.exit_code == 0, r.output
+    assert "before ok" in r.output and "now ok" in r.output and "reproduced" in r.output
+    # bad input: one line, non-zero
+    r = CliRunner().invoke(releases, ["report", "statsforecast", "1.0.0", SF_NEW])
+    assert r.exit_code == 1 and "no registry release" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.postgres
+def test_scan_in_release_env_on_postgresql(rel, monkeypatch):
+    """The child writes into PostgreSQL through the same URL (psycopg is installed in the environment)."""
+    from fcast_assets.compat.releases import scan_release
+
+    url = _fresh_pg_database()
+    monkeypatch.setenv("FCAST_DB_URL", url)
+    eng = make_engine(url)
+    init_db(eng)
+    s = scan_release(eng, f"statsforecast=={SF_OLD}")
+    assert s["version"] == SF_OLD and s["status"] == "created"
+    with eng.connect() as c:
+        assert c.execute(text("SELECT version FROM registry_release")).scalars().all() == [SF_OLD]
+    eng.dispose()
+
+
+# ---------------------------------------------------------------------------------------------- neuralforecast
+def test_neuralforecast_release_side_by_side(rel):
+    """neuralforecast 3.2.2 in its own environment (CPU torch, constrained to the project's), one model × the
+    `h` family, and 3.3.0 here; the registry diff finds what 3.3.0 added (load's allow_pickle / trust_remote)."""
+    from fcast_assets.compat.releases import probe_release, version_ranges
+
+    eng = rel["engine"]
+    old = probe_release(eng, f"neuralforecast=={NF_OLD}", models=["MLP"], families=["h"])
+    assert old["version"] == NF_OLD and old["cells"] > 0 and old["counts"].get("ok", 0) > 0
+    new = probe_release(eng, "neuralforecast", models=["MLP"], families=["h"])
+    assert new["version"] == NF_NEW and new["cells"] == old["cells"]
+    with eng.connect() as c:
+        added = set(c.execute(text("""SELECT d.param_name FROM registry_release_diff d
+            JOIN registry_release r ON r.release_id = d.to_release_id
+            WHERE r.version = :v AND d.qualname = 'neuralforecast.core.NeuralForecast.load'
+            AND d.change = 'added'"""), {"v": NF_NEW}).scalars())
+        torch_v = c.execute(text("SELECT environment FROM registry_release WHERE version = :v"), {"v": NF_OLD}).scalar()
+    assert {"allow_pickle", "trust_remote"} <= added
+    ranges = version_ranges(eng, "neuralforecast")
+    assert {NF_OLD, NF_NEW} <= set(ranges.columns) and (ranges[NF_OLD] != "absent").all()
+    env = json.loads(torch_v) if isinstance(torch_v, str) else torch_v
+    assert "cpu" in str(env.get("torch", "cpu")), "the release environment must not pull the CUDA build of torch"
+
+
+def test_site_release_pages(rel, sf, tmp_path):
+    """The site's releases pages come from the same rows: every cell with its status per release, the flips."""
+    from fcast_assets.site.build import write_release_pages
+
+    out = write_release_pages(rel["engine"], tmp_path / "releases")
+    assert out["libraries"]["statsforecast"] == [SF_OLD, SF_NEW]
+    page = (tmp_path / "releases" / "statsforecast.md").read_text(encoding="utf-8")
+    assert f"{SF_OLD} → {SF_NEW}" in page and "between 0 and 100" in page
+    assert page.count("<tr><td>") >= sf["new"]["cells"]  # every cell of the subset, plus the flips
+    assert "[statsforecast](statsforecast.md)" in (tmp_path / "releases" / "index.md").read_text(encoding="utf-8")
