@@ -1,5 +1,7 @@
 """``model_series_selector`` rows: one per main slot (N1..Nk) and one ALL over every main slot, per game. Each
-selector is a Dagster ``model`` partition ``<game>.<selector>``."""
+selector is a Dagster ``model`` partition ``<game>.<selector>``. The (game, selector) pair is a
+:class:`~fcast_assets.plans.model.GoldRef` (``Selector.ref``): it alone parses and writes its spellings
+(``loto6.N1`` partition keys, ``gold:loto6:N1`` plan data, ``train:loto6/N1`` lock names)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from ..db.dataset_models import DatasetGame
 from ..db.model_models import ModelSeriesSelector
 from ..lake.games import GameSpec
 from ..plans.gold_data import find_selector
+from ..plans.model import GoldRef
 from .config import ALL
 
 
@@ -24,19 +27,22 @@ class Selector:
     unique_ids: tuple[str, ...]
 
     @property
+    def ref(self) -> GoldRef:
+        return GoldRef(game=self.game, selector=self.name)
+
+    @property
     def key(self) -> str:
-        return partition_key(self.game, self.name)
+        return self.ref.key
 
 
 def partition_key(game: str, name: str) -> str:
-    return f"{game}.{name}"
+    return GoldRef(game=game, selector=name).key
 
 
 def split_key(key: str) -> tuple[str, str]:
-    game, sep, name = key.rpartition(".")
-    if not sep or not game or not name:
-        raise ValueError(f"a model partition key is <game>.<selector> (e.g. loto6.N1), not {key!r}")
-    return game, name
+    """(game, selector) of ``<game>.<selector>`` (any GoldRef spelling is read; ValueError otherwise)."""
+    ref = GoldRef.parse(key)
+    return ref.game, ref.selector
 
 
 def wanted(spec: GameSpec) -> dict[str, list[str]]:
@@ -71,8 +77,12 @@ def seed_selectors(engine: Engine, spec: GameSpec) -> list[Selector]:
     return out
 
 
-def get_selector(engine: Engine, game: str, name: str) -> Selector:
-    return _to(find_selector(engine, game, name), game)
+def get_selector(engine: Engine, game: str | GoldRef, name: str | None = None) -> Selector:
+    """The selector of (game, name), or of a GoldRef / any of its spellings (``get_selector(engine, "loto6.N1")``)."""
+    if name is None:
+        ref = GoldRef.parse(game)
+        game, name = ref.game, ref.selector
+    return _to(find_selector(engine, str(game), name), str(game))
 
 
 def selector_by_id(engine: Engine, selector_id: int) -> Selector:

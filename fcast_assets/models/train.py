@@ -7,6 +7,9 @@ plan is ``model -> NeuralForecast(freq=1) -> cross_validation -> evaluate (vs ba
 it is stored in run_plan / run_step, validated, executed by the plan runner (metrics, errors, artifacts, resources
 in the run_ tables), and each success adds a ``model_version`` row with its own artifact folder: the previous
 version's folder and row are kept.
+
+A retrain (or a prediction) reads the gold tables once: the frames :func:`check_features` loads are handed to the
+plan runner (``run_plan(..., frames=...)``), which validates and executes the plan on them.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ from ..lake import games as G
 from ..lake import versions as V
 from ..plans import loader, runner
 from .config import game_config
-from ..plans.gold_data import load_gold
+from ..plans.gold_data import load_gold, plan_inputs
+from ..plans.model import GoldRef
 from ..vocab import Exog
 from .selectors import Selector, get_selector, seed_selectors, selector_by_id
 
@@ -126,13 +130,14 @@ def _model_name(row: ModelRegistry) -> str:
     return str(row.model_class).rsplit(".", 1)[-1]
 
 
-def training_plan(name: str, data: str, row: ModelRegistry, artifact: str) -> dict[str, Any]:
+def training_plan(name: str, data: str | GoldRef, row: ModelRegistry, artifact: str) -> dict[str, Any]:
     exog = exog_of(row)
     static = {"static_df": {"__data__": "static_df"}} if exog["stat"] else {}
     futr = {"futr_df": {"__data__": "futr_df"}} if exog["futr"] else {}
     cv = dict(row.cv or {})
     metrics = dict(row.metrics or {})
     model_params = {**(row.hyperparams or {}), **{EXOG_PARAM[g]: cols for g, cols in exog.items() if cols}}
+    data = str(data)
     return {
         "name": name, "data": data, "metrics": metrics.get("metrics"), "enabled": True, "expect": "valid",
         "description": f"train {data} with {_model_name(row)} (series mode {row.series_mode})",
@@ -149,8 +154,8 @@ def training_plan(name: str, data: str, row: ModelRegistry, artifact: str) -> di
     }
 
 
-def prediction_plan(name: str, data: str, row: ModelRegistry) -> dict[str, Any]:
-    exog = exog_of(row)
+def prediction_plan(name: str, data: str | GoldRef, row: ModelRegistry) -> dict[str, Any]:
+    exog, data = exog_of(row), str(data)
     kw: dict[str, Any] = {"df": {"__data__": "df"}}
     if exog["futr"]:
         kw["futr_df"] = {"__data__": "futr_df"}
@@ -251,7 +256,7 @@ def register(engine: Engine, game: str, selector: str, overrides: Optional[dict[
     if existing is not None and not reconfigure:
         return existing
     cfg = game_config(game, overrides)
-    probe = load_gold(f"gold:{game}:{selector}", engine)
+    probe = load_gold(sel.ref, engine)
     ch = choose(engine, sel, cfg, gold_columns=probe["gold_columns"])
     values = dict(
         game_id=sel.game_id, selector_id=sel.selector_id, library=ch.library, model_class=ch.qualname,
@@ -270,10 +275,16 @@ def register(engine: Engine, game: str, selector: str, overrides: Optional[dict[
         return row
 
 
-def check_features(engine: Engine, row: ModelRegistry, sel: Selector) -> dict[str, Any]:
-    """The model's data from the current gold tables; MissingFeatureError when a stored column is gone."""
+def check_features(engine: Engine, row: ModelRegistry, sel: Selector, plan: Optional[dict[str, Any]] = None
+                   ) -> dict[str, Any]:
+    """The model's data from the current gold tables (one read); MissingFeatureError when a stored column is gone.
+    With ``plan``, the frames are those the plan's steps ask for (their exogenous columns and h), ready to be
+    injected into ``run_plan``."""
     exog = exog_of(row)
-    data = load_gold(f"gold:{sel.game}:{sel.name}", engine, exog)
+    h = None
+    if plan is not None:
+        exog, h = plan_inputs({**plan, "model_id": row.model_id}, engine)
+    data = load_gold(sel.ref, engine, exog, h=h)
     missing = {g: [c for c in cols if c not in data["gold_columns"][GOLD_TABLE[g]]] for g, cols in exog.items()}
     if any(missing.values()):
         raise MissingFeatureError(f"{row.model_id} ({sel.key})", missing)
@@ -282,8 +293,7 @@ def check_features(engine: Engine, row: ModelRegistry, sel: Selector) -> dict[st
 
 def _train_lock(engine: Engine, model_id: int) -> str:
     """``train:<game>/<selector>`` of a registered model (fcast_assets.locks)."""
-    sel = selector_by_id(engine, get_model(engine, model_id).selector_id)
-    return f"train:{sel.game}/{sel.name}"
+    return selector_by_id(engine, get_model(engine, model_id).selector_id).ref.lock
 
 
 @locked(lambda engine, model_id, *a, **k: _train_lock(engine, model_id))  # one training of a selector at a time
@@ -293,17 +303,17 @@ def retrain(engine: Engine, model_id: int, reason: str = "manual", work_root: Op
     row = get_model(engine, model_id)
     sel = selector_by_id(engine, row.selector_id)
     spec = G.get_game(engine, sel.game)
-    data = check_features(engine, row, sel)
     version = int(row.version or 0) + 1
     artifact = artifact_path(sel.game, sel.name, version)
-    clear_leftovers(engine, artifact)
     partial = partial_path(artifact)  # the save step writes here; renamed to `artifact` on success only
     name = f"train.{sel.key}.v{version}"
-    plan = training_plan(name, f"gold:{sel.game}:{sel.name}", row, partial)
+    plan = training_plan(name, sel.ref, row, partial)
+    data = check_features(engine, row, sel, plan)  # the one read of the gold tables (refuses before any change)
+    clear_leftovers(engine, artifact)
     _store(engine, plan, row.model_id, sel.selector_id)  # type: ignore[arg-type]
     try:
         try:
-            res = runner.run_plan(engine, name, work_root=work_root, progress=progress)
+            res = runner.run_plan(engine, name, work_root=work_root, progress=progress, frames=data)
         except runner.PlanNotValidError as e:
             raise TrainingPlanInvalidError(f"training {sel.key} v{version}", name, e.violations) from e
         if res["status"] == "success":
@@ -352,7 +362,7 @@ def retrain(engine: Engine, model_id: int, reason: str = "manual", work_root: Op
             "predictions": _artifact(engine, eid, "predictions")}
 
 
-@locked(lambda engine, game, selector, *a, **k: f"train:{game}/{selector}")  # one training of a selector at a time
+@locked(lambda engine, game, selector, *a, **k: GoldRef(game=game, selector=selector).lock)  # one at a time
 def train(engine: Engine, game: str, selector: str, overrides: Optional[dict[str, Any]] = None,
           reconfigure: bool = False, reason: Optional[str] = None, work_root: Optional[str] = None,
           progress: Optional[Callable[[int, int, str], None]] = None) -> dict[str, Any]:
@@ -393,10 +403,11 @@ def predict(engine: Engine, model_id: int, work_root: Optional[str] = None, root
     if not row.version or not row.artifact_uri:
         raise TrainingError(f"model {model_id} has no trained version: materialize trained_models first")
     sel = selector_by_id(engine, row.selector_id)
-    check_features(engine, row, sel)
     name = f"predict.{sel.key}.v{row.version}"
-    _store(engine, prediction_plan(name, f"gold:{sel.game}:{sel.name}", row), row.model_id, sel.selector_id)
-    res = runner.run_plan(engine, name, work_root=work_root)
+    plan = prediction_plan(name, sel.ref, row)
+    data = check_features(engine, row, sel, plan)  # read once, handed to the run
+    _store(engine, plan, row.model_id, sel.selector_id)
+    res = runner.run_plan(engine, name, work_root=work_root, frames=data)
     eid = res["execution_id"]
     with engine.begin() as conn:
         conn.execute(update(RunResource).where(RunResource.execution_id == eid).values(model_id=row.model_id))

@@ -70,15 +70,35 @@ def _stats_forecasts(fc: pd.DataFrame, df: pd.DataFrame, names: list[str], freq:
     return pd.concat(frames, ignore_index=True)
 
 
-def add_baselines(fc: pd.DataFrame, data: dict[str, Any], names: list[str], seed: int = 0) -> pd.DataFrame:
+def _given(out: pd.DataFrame, given: pd.DataFrame, names: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """The injected baseline columns of ``names`` merged onto ``out`` (on unique_id, ds and cutoff when both have
+    it); they must cover every row. Returns (out, the names still to compute)."""
+    cols = [n for n in names if n in given.columns]
+    if not cols:
+        return out, list(names)
+    keys = [k for k in ("unique_id", "ds", "cutoff") if k in given.columns and k in out.columns]
+    if keys[:2] != ["unique_id", "ds"]:
+        raise ValueError("injected baselines need the columns unique_id and ds (and cutoff for CV forecasts)")
+    out = out.merge(given[keys + cols].drop_duplicates(keys), on=keys, how="left", validate="many_to_one")
+    missing = [c for c in cols if out[c].isna().any()]
+    if missing:
+        raise ValueError(f"the injected baselines {missing} have no forecast for some rows of the evaluated forecast")
+    return out, [n for n in names if n not in cols]
+
+
+def add_baselines(fc: pd.DataFrame, data: dict[str, Any], names: list[str], seed: int = 0,
+                  given: pd.DataFrame | None = None) -> pd.DataFrame:
     """``fc`` with one column per baseline (same rows). A forecast without ``cutoff`` (predict) is treated as one
-    window whose cutoff is the last ds of the training frame."""
+    window whose cutoff is the last ds of the training frame. ``given``: baseline forecasts the caller already has
+    (unique_id, ds, [cutoff], one column per baseline): its columns are used, only the others are computed."""
     df = data["df"]
     out = fc.copy()
     no_cutoff = "cutoff" not in out.columns
     if no_cutoff:
         last = df.groupby("unique_id")["ds"].max()
         out["cutoff"] = out["unique_id"].map(last)
+    if given is not None:
+        out, names = _given(out, given, names)
     stats = [n for n in names if n in STATS]
     if stats:
         sf = _stats_forecasts(out, df, stats, data.get("freq", 1))

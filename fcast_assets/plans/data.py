@@ -23,6 +23,7 @@ import pandas as pd
 
 from ..compat.synthetic import series, split
 from .gold_data import load_gold, plan_inputs
+from .model import DataRef, Plan, PlanFormatError
 
 N_SERIES = 2
 N_POINTS = 64
@@ -122,34 +123,27 @@ def describe(name: Any) -> str:
     return str(name)
 
 
-def load(name: Any, engine: Any = None, plan: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A data set by name or spec; ``gold:<game>:<selector>`` reads the game's gold tables (needs the engine) with
-    the exogenous columns the plan's models list (:mod:`fcast_assets.plans.gold_data`)."""
-    name = name or "synthetic"
-    if isinstance(name, str) and name.lstrip().startswith("{"):
-        import json
-
-        try:
-            name = json.loads(name)
-        except ValueError:
-            raise PlanDataError(f"data {name[:80]!r} is not valid JSON") from None
-    if isinstance(name, dict):
-        if len(name) != 1 or next(iter(name)) not in ("synthetic", "files"):
-            raise PlanDataError(f"a data mapping is {{synthetic: {{...}}}} or {{files: {{...}}}}, not {name!r}")
-        kind, spec = next(iter(name.items()))
-        if kind == "synthetic":
-            return synthetic_from_spec(spec)
+def load(name: Any, engine: Any = None, plan: Any = None) -> dict[str, Any]:
+    """A data set by name or spec (or a :class:`DataRef`); ``gold:<game>:<selector>`` reads the game's gold tables
+    (needs the engine) with the exogenous columns the plan's models list (:mod:`fcast_assets.plans.gold_data`)."""
+    try:
+        ref = DataRef.parse(name)
+    except PlanFormatError as e:
+        raise PlanDataError(str(e)) from None
+    if isinstance(plan, Plan):
+        plan = plan.as_dict()
+    if ref.kind == "synthetic":
+        return synthetic_from_spec(ref.spec)
+    if ref.kind == "files":
         from .safety import read_frames
 
-        return read_frames(spec, plan)
-    if not isinstance(name, str):
-        raise PlanDataError(f"data is a name or a mapping, not {name!r}")
-    if name.startswith("gold:"):
+        return read_frames(ref.spec, plan)
+    if ref.kind == "gold":
         if engine is None:
-            raise PlanDataError(f"data set {name!r} needs the metadata database")
+            raise PlanDataError(f"data set {ref.raw()!r} needs the metadata database")
         exog, h = plan_inputs(plan, engine)
-        return load_gold(name, engine, exog, h=h)
-    if name not in DATASETS:
-        raise PlanDataError(f"unknown data set {name!r}: known {sorted(DATASETS)}, gold:<game>:<selector>, "
+        return load_gold(ref.gold, engine, exog, h=h)
+    if ref.name not in DATASETS:
+        raise PlanDataError(f"unknown data set {ref.name!r}: known {sorted(DATASETS)}, gold:<game>:<selector>, "
                             "{synthetic: {...}} or {files: {...}}")
-    return synthetic(DATASETS[name])
+    return synthetic(DATASETS[ref.name])

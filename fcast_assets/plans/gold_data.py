@@ -19,8 +19,9 @@ from ..features import gold
 from ..lake import deltaio
 from ..lake import games as G
 from ..vocab import Exog
+from .model import GOLD_PREFIX, GoldRef, GoldRefError, Plan
 
-PREFIX = "gold:"
+PREFIX = GOLD_PREFIX
 EXOG_PARAMS = {e.list_param: e.value for e in Exog}
 
 
@@ -29,21 +30,29 @@ class GoldDataError(ValueError):
 
 
 def is_gold(name: str | None) -> bool:
-    return bool(name) and str(name).startswith(PREFIX)
+    return GoldRef.is_gold(name)
 
 
-def parse(name: str) -> tuple[str, str]:
-    parts = name[len(PREFIX):].split(":")
-    if len(parts) != 2 or not all(parts):
-        raise GoldDataError(f"a gold data set is gold:<game>:<selector> (e.g. gold:loto6:N1), not {name!r}")
-    return parts[0], parts[1]
+def ref(name: str | GoldRef) -> GoldRef:
+    """The (game, selector) of a gold data set (:meth:`GoldRef.parse`; GoldDataError when malformed)."""
+    try:
+        return GoldRef.parse(name)
+    except GoldRefError as e:
+        raise GoldDataError(str(e)) from None
 
 
-def plan_inputs(plan: dict[str, Any] | None, engine: Engine | None = None
+def parse(name: str | GoldRef) -> tuple[str, str]:
+    r = ref(name)
+    return r.game, r.selector
+
+
+def plan_inputs(plan: Plan | dict[str, Any] | None, engine: Engine | None = None
                 ) -> tuple[dict[str, list[str]], int | None]:
     """(hist / futr / stat columns, h) named by the plan's model steps (columns: union, in order; h: the largest).
     A plan whose steps name no exogenous list (or no h) and that belongs to a registered model (``model_id``: a
     load + predict plan) gets the model's stored lists (or h) instead; None when there is no h at all."""
+    if isinstance(plan, Plan):
+        plan = plan.as_dict()
     steps = (plan or {}).get("steps") or []
     exog: dict[str, list[str]] = {"hist": [], "futr": [], "stat": []}
     for s in steps:
@@ -71,8 +80,11 @@ def plan_inputs(plan: dict[str, Any] | None, engine: Engine | None = None
     return exog, h
 
 
-def find_selector(engine: Engine, game: str, name: str) -> Any:
-    """The ``model_series_selector`` row of (game, selector name): which series a gold data set holds."""
+def find_selector(engine: Engine, game: str | GoldRef, name: str | None = None) -> Any:
+    """The ``model_series_selector`` row of (game, selector name) — or of a :class:`GoldRef` — : which series a
+    gold data set holds."""
+    if isinstance(game, GoldRef):
+        game, name = game.game, game.selector
     from sqlmodel import Session, select
 
     from ..db.dataset_models import DatasetGame
@@ -88,8 +100,11 @@ def find_selector(engine: Engine, game: str, name: str) -> Any:
     return row
 
 
-def load_gold(name: str, engine: Engine, exog: dict[str, list[str]] | None = None,
+def load_gold(name: str | GoldRef, engine: Engine, exog: dict[str, list[str]] | None = None,
               root: str | None = None, h: int | None = None) -> dict[str, Any]:
+    """The frames of a gold data set (``gold:<game>:<selector>`` or a GoldRef): one read of the game's three gold
+    tables. Callers that run plans on it pass the result on (``run_plan(..., frames=...)``) instead of reading
+    again."""
     game, sel_name = parse(name)
     spec = G.get_game(engine, game)
     ids = list(find_selector(engine, game, sel_name).unique_ids or [])
@@ -127,5 +142,5 @@ def load_gold(name: str, engine: Engine, exog: dict[str, list[str]] | None = Non
                  if not static.empty else pd.DataFrame(columns=["unique_id", *scols]))
     return {"df": df, "futr_df": futr_df, "static_df": static_df,
             "test": pd.DataFrame(columns=["unique_id", "ds", "y"]), "freq": 1,
-            "game": spec, "selector": sel_name, "unique_ids": ids, "gold_columns": {"features": list(feats.columns),
+            "game": spec, "selector": sel_name, "ref": GoldRef(game=game, selector=sel_name), "unique_ids": ids, "gold_columns": {"features": list(feats.columns),
                                                             "futr": list(futr.columns), "static": list(static.columns)}}

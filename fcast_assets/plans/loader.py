@@ -34,22 +34,7 @@ from sqlalchemy import Engine, delete, insert, select, text, update
 
 from ..db import run_models as rm
 from ..db.models import utcnow
-
-EVALUATE = "utilsforecast.evaluation.evaluate"
-LIB_PREFIX = {"neuralforecast": ("neuralforecast.core.", "neuralforecast.models.")}
-
-
-def qualify(method: str, library: str = "neuralforecast", model: bool = False) -> str:
-    core, models = LIB_PREFIX.get(library, ("", ""))
-    if method in ("evaluate", "utilsforecast.evaluate"):
-        return EVALUATE
-    if "." not in method:
-        if library == "neuralforecast" and method.startswith("Auto") and method[4:5].isupper():
-            return "neuralforecast.auto." + method
-        return models + method if model or method[:1].isupper() else core + "NeuralForecast." + method
-    if method.startswith("NeuralForecast."):
-        return core + method
-    return method
+from .model import EVALUATE, LIB_PREFIX, Plan, qualify  # noqa: F401 - qualify / LIB_PREFIX: read here by callers
 
 
 def _step(raw: dict[str, Any], library: str) -> dict[str, Any]:
@@ -76,12 +61,14 @@ def _plan(raw: dict[str, Any], source: str | None) -> dict[str, Any]:
     data = raw.get("data", "synthetic")
     if isinstance(data, dict):  # {synthetic: {...}} / {files: {...}}: stored as JSON text, read back as data
         data = json.dumps(data, sort_keys=True)
-    return {
+    out = {
         "name": str(raw["name"]), "library": library, "data": data,
         "metrics": raw.get("metrics"), "enabled": bool(raw.get("enabled", True)), "expect": raw.get("expect"),
         "description": raw.get("description"), "source": source,
         "steps": [_step(s, library) for s in raw.get("steps") or []],
     }
+    Plan.check(out)  # the typed plan (plans.model) reads it: one line naming the field otherwise
+    return out
 
 
 class PlanFileError(ValueError):

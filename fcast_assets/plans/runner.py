@@ -35,7 +35,8 @@ from .miniature import (MODEL_OVERRIDES, exog_sensitivity, miniature_overrides, 
                         wrong_result_warnings)
 from .resources import measure
 from .safety import check_name, resolve_in
-from .validator import PLAN_LIBRARIES, Context, _classify, occupied, plan_context, rules, validate_plan
+from .model import Plan, PlanRun
+from .validator import PLAN_LIBRARIES, Context, occupied, plan_context, rules, validate_plan
 
 log = logging.getLogger(__name__)
 FATAL = {"model", "__init__", "fit", "load"}  # later steps need what these produce
@@ -87,10 +88,11 @@ class _Exec:
     sample, saves mirrored into the temporary work folder)."""
 
     def __init__(self, engine: Engine | None, plan: dict[str, Any], ctx: Context | None, work_dir: Path,
-                 data: dict[str, Any] | None = None, miniature: bool = False, roots: list[str] | None = None):
+                 data: dict[str, Any] | None = None, miniature: bool = False, roots: list[str] | None = None,
+                 baselines: pd.DataFrame | None = None):
         self.engine, self.plan, self.ctx, self.work_dir = engine, plan, ctx, work_dir
         self.data = data if data is not None else plan_data.load(plan.get("data"), engine=engine, plan=plan)
-        self.miniature, self.roots = miniature, roots
+        self.miniature, self.roots, self.baselines = miniature, roots, baselines
         self.mirrored: dict[str, str] = {}  # absolute path of the plan -> its folder in the miniature run
         self.models: list[Any] = []
         self.nf = None
@@ -231,7 +233,7 @@ class _Exec:
             raise _Skip(f"no forecast to evaluate{' named ' + on if on else ''} (did the forecast step fail?)")
         fc, split, _ = cands[max(cands)]
         if params.get("baselines"):
-            fc = add_baselines(fc, self.data, params["baselines"])
+            fc = add_baselines(fc, self.data, params["baselines"], given=self.baselines)
             path = self.work_dir / f"step{step['ord']:02d}_with_baselines.parquet"
             fc.to_parquet(path, index=False)
             self.artifact("forecasts_with_baselines", str(path))
@@ -257,18 +259,31 @@ class _Suspect(Exception):
         self.breaches, self.summary = breaches, summary
 
 
-def run_plan(engine: Engine, plan: int | str, work_root: str | Path | None = None,
+def run_plan(engine: Engine, plan: int | str | Plan, work_root: str | Path | None = None,
              ctx: Context | None = None, progress: Callable[[int, int, str], None] | None = None,
-             roots: list[str] | None = None, miniature: bool | None = None) -> dict[str, Any]:
-    """Validate, then execute one plan. Raises PlanNotValidError (nothing executed) when validation fails.
-    ``progress(done, total, current step)`` is called before each step and once at the end (optional)."""
+             roots: list[str] | None = None, miniature: bool | None = None,
+             frames: dict[str, Any] | None = None, baselines: pd.DataFrame | None = None) -> PlanRun:
+    """Validate, then execute one stored plan (its name, id, or a :class:`Plan` read back with its plan_id).
+    Raises PlanNotValidError (nothing executed) when validation fails; otherwise executes the plan as the
+    validator resolved it, on the frames the validation used.
+
+    ``frames`` injects the plan's data (``plans.data`` frames, e.g. what ``load_gold`` returned to a retrain that
+    has read the gold tables already): neither the validation nor the run reads it again. ``baselines`` injects
+    baseline forecasts for the evaluate steps (unique_id, ds, [cutoff], one column per baseline: those columns
+    are used instead of being computed). ``progress(done, total, current step)`` is called before each step and
+    once at the end (optional)."""
     reap_dead_executions(engine)
+    if isinstance(plan, Plan):
+        if plan.plan_id is None:
+            raise ValueError(f"plan {plan.name!r} is not stored: store it first (loader.store_plans)")
+        plan = plan.plan_id
     p = get_plan(engine, plan)
     lib = p.get("library") or "neuralforecast"
     ctx = ctx or (plan_context(engine, lib) if lib in PLAN_LIBRARIES else None)  # None: validation reports the plan
-    violations = validate_plan(engine, p, ctx, miniature=miniature, roots=roots)
-    if violations:
-        raise PlanNotValidError(p["name"], violations)
+    verdict = validate_plan(engine, p, ctx, miniature=miniature, roots=roots, frames=frames)
+    if verdict or verdict.plan is None:
+        raise PlanNotValidError(p["name"], list(verdict))
+    resolved = verdict.plan
     _quiet()
     importlib.import_module(f"{lib}.models")  # import time is not step time
     runs = Path(work_root or config.data_home() / "runs") / check_name(p["name"])
@@ -280,10 +295,8 @@ def run_plan(engine: Engine, plan: int | str, work_root: str | Path | None = Non
         _write_owner(work_dir, eid)
         conn.execute(update(rm.RunExecution).where(rm.RunExecution.execution_id == eid)
                      .values(work_dir=str(work_dir)))
-    ex = _Exec(engine, p, ctx, work_dir, roots=roots)
-    steps = [dict(s, params=dict(s.get("params") or {})) for s in p["steps"]]
-    for s in steps:
-        _classify(ctx, s)
+    ex = _Exec(engine, resolved.as_dict(), ctx, work_dir, data=verdict.frames, roots=roots, baselines=baselines)
+    steps = [s.as_dict() for s in resolved.steps]  # classified once, by the validation
     statuses: dict[int, str] = {}
     blocked = None
     for i, s in enumerate(steps):
@@ -341,7 +354,7 @@ def run_plan(engine: Engine, plan: int | str, work_root: str | Path | None = Non
     with engine.begin() as conn:
         conn.execute(update(rm.RunExecution).where(rm.RunExecution.execution_id == eid)
                      .values(status=final, ended_at=utcnow(), work_dir=str(work_dir)))
-    return {"plan": p["name"], "execution_id": eid, "status": final, "steps": statuses, "work_dir": str(work_dir)}
+    return PlanRun(plan=p["name"], execution_id=eid, status=final, steps=statuses, work_dir=str(work_dir))
 
 
 EXECUTION_FILE = "execution.json"
@@ -408,7 +421,7 @@ def _jsonable(v: Any) -> Any:
 
 def run_plans(engine: Engine, names: list[str] | None = None, enabled_only: bool = True,
               work_root: str | Path | None = None, roots: list[str] | None = None,
-              miniature: bool | None = None) -> list[dict[str, Any]]:
+              miniature: bool | None = None) -> list[PlanRun]:
     """Execute plans (default: every enabled one); a plan that fails validation is reported, not executed."""
     names = names or plan_names(engine, enabled_only=enabled_only)
     ctxs: dict[str, Context] = {}
@@ -422,7 +435,6 @@ def run_plans(engine: Engine, names: list[str] | None = None, enabled_only: bool
         try:
             out.append(run_plan(engine, n, work_root=work_root, ctx=ctx, roots=roots, miniature=miniature))
         except PlanNotValidError as e:
-            out.append({"plan": n, "execution_id": None, "status": "invalid",
-                        "violations": [f"step {v.step} {v.param or ''}: {v.rule}: {v.message}"
-                                       for v in e.violations]})
+            out.append(PlanRun(plan=n, status="invalid", violations=[
+                f"step {v.step} {v.param or ''}: {v.rule}: {v.message}" for v in e.violations]))
     return out

@@ -29,6 +29,7 @@ from ..db import run_models as rm
 from . import data as plan_data
 from .baselines import check_baselines
 from .loader import EVALUATE, get_plan, plan_names
+from .model import Plan, PlanFormatError, Validation
 
 RULE_SOURCE = "rule"
 SIMPLE_TYPES = {"int", "float", "bool", "str", "list", "dict", "None", "tuple"}
@@ -431,14 +432,18 @@ def _classify(ctx: Context, step: dict[str, Any]) -> None:
     step["label"] = f"step {step['ord']} ({what})"
 
 
-def _state(ctx: Context, plan: dict[str, Any], out: list[Violation]) -> dict[str, Any]:
+def _state(ctx: Context, plan: dict[str, Any], out: list[Violation],
+           frames: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Steps classified against the registry (once: the runner executes them as resolved here), the plan's frames
+    (``frames`` when the caller injects them: nothing is read) and each step's scenario facts."""
     steps = [dict(s) for s in plan["steps"]]
     for i, s in enumerate(steps):
         s.setdefault("ord", i)
         s["params"] = dict(s.get("params") or {})
         _classify(ctx, s)
     try:
-        frames = plan_data.load(plan.get("data"), engine=ctx.engine, plan=plan)
+        if frames is None:
+            frames = plan_data.load(plan.get("data"), engine=ctx.engine, plan=plan)
     except (KeyError, LookupError, ValueError, OSError) as e:
         out.append(Violation(plan["name"], -1, "plan", "data", "unknown_data", str(e.args[0] if e.args else e),
                              f"use one of {sorted(plan_data.DATASETS)}, gold:<game>:<selector> of a game whose "
@@ -668,19 +673,33 @@ def _check_step(ctx: Context, state: dict[str, Any], step: dict[str, Any]) -> li
     return found
 
 
-def validate_plan(engine: Engine, plan: int | str | dict[str, Any], ctx: Context | None = None,
-                  record: bool = True, miniature: bool | None = None,
-                  roots: list[str] | None = None) -> list[Violation]:
-    """Check every step of a plan; write run_validation (one row per step, replacing earlier ones)."""
-    plan = plan if isinstance(plan, dict) else get_plan(engine, plan)
+def validate_plan(engine: Engine, plan: int | str | dict[str, Any] | Plan, ctx: Context | None = None,
+                  record: bool = True, miniature: bool | None = None, roots: list[str] | None = None,
+                  frames: dict[str, Any] | None = None) -> Validation:
+    """Check every step of a plan; write run_validation (one row per step, replacing earlier ones).
+
+    Returns a :class:`~fcast_assets.plans.model.Validation`: the violations (a list: empty when the plan may run)
+    with ``.plan``, the typed plan resolved against the registry, and ``.frames``, the data the checks used —
+    what :func:`fcast_assets.plans.runner.run_plan` executes. ``frames`` injects the plan's data (e.g. the gold
+    frames a retrain has already read): nothing is read then."""
+    plan = plan.as_dict() if isinstance(plan, Plan) else plan if isinstance(plan, dict) else get_plan(engine, plan)
     shape = plan_shape_problems(plan)
+    typed = None
+    if not shape:
+        try:
+            typed = Plan.parse(plan)
+        except PlanFormatError as e:
+            try:  # a malformed data reference is judged where the data is loaded (unknown_data), as any data
+                typed = Plan.parse({**plan, "data": None})
+            except PlanFormatError:
+                shape = [("plan", str(e))]
     if shape:
         out = [Violation(str(plan.get("name")), -1, "plan", field, "bad_plan", msg,
                          "fix the stored row or `fcast plan delete` it") for field, msg in shape]
         if record:
             _record(engine, plan, None, [dict(st, ord=st.get("ord", i)) for i, st in enumerate(plan["steps"])],
                     {}, out)
-        return out
+        return Validation(out)
     ctx = ctx or plan_context(engine, plan.get("library") or "neuralforecast")
     out: list[Violation] = []
     from .safety import name_problem
@@ -689,7 +708,7 @@ def validate_plan(engine: Engine, plan: int | str | dict[str, Any], ctx: Context
     if problem:
         out.append(Violation(str(plan.get("name")), -1, "plan", "name", "bad_plan_name", problem,
                              "rename the plan to a plain label"))
-    state = _state(ctx, plan, out)
+    state = _state(ctx, plan, out, frames)
     state["roots"] = roots
     if not state["steps"]:
         out.append(Violation(plan["name"], -1, "plan", None, "empty_plan", "the plan has no steps", "add steps"))
@@ -724,7 +743,9 @@ def validate_plan(engine: Engine, plan: int | str | dict[str, Any], ctx: Context
                 per_step[v.step].append(v.row())
     if record:
         _record(engine, plan, ctx.release_id, state["steps"], per_step, out)
-    return out
+    resolved = typed.model_copy(update={"steps": [type(st).model_validate(s) for st, s in
+                                                  zip(typed.steps, state["steps"])]})
+    return Validation(out, plan=resolved, frames=state["frames"], release_id=ctx.release_id)
 
 
 def _miniature(ctx: Context, state: dict[str, Any], roots: list[str] | None) -> list[Violation]:
@@ -795,7 +816,7 @@ def _record(engine: Engine, plan: dict[str, Any], release_id: int | None, steps:
 
 
 def validate_plans(engine: Engine, names: list[str] | None = None, miniature: bool | None = None,
-                   roots: list[str] | None = None) -> dict[str, list[Violation]]:
+                   roots: list[str] | None = None) -> dict[str, Validation]:
     """Validate stored plans; a plan that cannot even be read as a plan is reported (bad_plan), not fatal."""
     names = names or plan_names(engine)
     ctxs: dict[str, Context] = {}
