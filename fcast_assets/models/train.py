@@ -245,7 +245,7 @@ def find_model(engine: Engine, game: str, selector: str) -> Optional[ModelRegist
 
 
 def register(engine: Engine, game: str, selector: str, overrides: Optional[dict[str, Any]] = None,
-             reconfigure: bool = False) -> ModelRegistry:
+             reconfigure: bool = False, root: Optional[str] = None) -> ModelRegistry:
     """The selector's model_registry row: created from the config (model choice checked against the registry and
     the compat matrix) when there is none, or when ``reconfigure``; otherwise the stored row, unchanged. The
     game's selectors must exist (``seed_selectors``; ``train`` does it)."""
@@ -256,7 +256,7 @@ def register(engine: Engine, game: str, selector: str, overrides: Optional[dict[
     if existing is not None and not reconfigure:
         return existing
     cfg = game_config(game, overrides)
-    probe = load_gold(sel.ref, engine)
+    probe = load_gold(sel.ref, engine, root=root)
     ch = choose(engine, sel, cfg, gold_columns=probe["gold_columns"])
     values = dict(
         game_id=sel.game_id, selector_id=sel.selector_id, library=ch.library, model_class=ch.qualname,
@@ -275,8 +275,8 @@ def register(engine: Engine, game: str, selector: str, overrides: Optional[dict[
         return row
 
 
-def check_features(engine: Engine, row: ModelRegistry, sel: Selector, plan: Optional[dict[str, Any]] = None
-                   ) -> dict[str, Any]:
+def check_features(engine: Engine, row: ModelRegistry, sel: Selector, plan: Optional[dict[str, Any]] = None,
+                   root: Optional[str] = None) -> dict[str, Any]:
     """The model's data from the current gold tables (one read); MissingFeatureError when a stored column is gone.
     With ``plan``, the frames are those the plan's steps ask for (their exogenous columns and h), ready to be
     injected into ``run_plan``."""
@@ -284,7 +284,7 @@ def check_features(engine: Engine, row: ModelRegistry, sel: Selector, plan: Opti
     h = None
     if plan is not None:
         exog, h = plan_inputs({**plan, "model_id": row.model_id}, engine)
-    data = load_gold(sel.ref, engine, exog, h=h)
+    data = load_gold(sel.ref, engine, exog, h=h, root=root)
     missing = {g: [c for c in cols if c not in data["gold_columns"][GOLD_TABLE[g]]] for g, cols in exog.items()}
     if any(missing.values()):
         raise MissingFeatureError(f"{row.model_id} ({sel.key})", missing)
@@ -298,8 +298,10 @@ def _train_lock(engine: Engine, model_id: int) -> str:
 
 @locked(lambda engine, model_id, *a, **k: _train_lock(engine, model_id))  # one training of a selector at a time
 def retrain(engine: Engine, model_id: int, reason: str = "manual", work_root: Optional[str] = None,
-            progress: Optional[Callable[[int, int, str], None]] = None) -> dict[str, Any]:
-    """Train a new version of a registered model from its registry row alone; the old version is kept."""
+            progress: Optional[Callable[[int, int, str], None]] = None, root: Optional[str] = None
+            ) -> dict[str, Any]:
+    """Train a new version of a registered model from its registry row alone; the old version is kept. ``root``:
+    the lake (default: the configured one, FCAST_LAKE)."""
     row = get_model(engine, model_id)
     sel = selector_by_id(engine, row.selector_id)
     spec = G.get_game(engine, sel.game)
@@ -308,7 +310,7 @@ def retrain(engine: Engine, model_id: int, reason: str = "manual", work_root: Op
     partial = partial_path(artifact)  # the save step writes here; renamed to `artifact` on success only
     name = f"train.{sel.key}.v{version}"
     plan = training_plan(name, sel.ref, row, partial)
-    data = check_features(engine, row, sel, plan)  # the one read of the gold tables (refuses before any change)
+    data = check_features(engine, row, sel, plan, root=root)  # the one read of gold (refuses before any change)
     clear_leftovers(engine, artifact)
     _store(engine, plan, row.model_id, sel.selector_id)  # type: ignore[arg-type]
     try:
@@ -365,14 +367,15 @@ def retrain(engine: Engine, model_id: int, reason: str = "manual", work_root: Op
 @locked(lambda engine, game, selector, *a, **k: GoldRef(game=game, selector=selector).lock)  # one at a time
 def train(engine: Engine, game: str, selector: str, overrides: Optional[dict[str, Any]] = None,
           reconfigure: bool = False, reason: Optional[str] = None, work_root: Optional[str] = None,
-          progress: Optional[Callable[[int, int, str], None]] = None) -> dict[str, Any]:
+          progress: Optional[Callable[[int, int, str], None]] = None, root: Optional[str] = None) -> dict[str, Any]:
     """Register (first time) and train the selector's model; later calls retrain from the registry row."""
     seed_selectors(engine, G.get_game(engine, game))
     existing = find_model(engine, game, selector)
-    row = register(engine, game, selector, overrides, reconfigure=reconfigure)
+    row = register(engine, game, selector, overrides, reconfigure=reconfigure, root=root)
     why = reason or ("initial" if existing is None or not existing.version else
                      "reconfigured" if reconfigure else "retrain")
-    return retrain(engine, row.model_id, reason=why, work_root=work_root, progress=progress)  # type: ignore[arg-type]
+    return retrain(engine, row.model_id, reason=why, work_root=work_root, progress=progress,  # type: ignore[arg-type]
+                   root=root)
 
 
 # ------------------------------------------------------------------------------------------------- predict
@@ -405,7 +408,7 @@ def predict(engine: Engine, model_id: int, work_root: Optional[str] = None, root
     sel = selector_by_id(engine, row.selector_id)
     name = f"predict.{sel.key}.v{row.version}"
     plan = prediction_plan(name, sel.ref, row)
-    data = check_features(engine, row, sel, plan)  # read once, handed to the run
+    data = check_features(engine, row, sel, plan, root=root)  # read once, handed to the run
     _store(engine, plan, row.model_id, sel.selector_id)
     res = runner.run_plan(engine, name, work_root=work_root, frames=data)
     eid = res["execution_id"]

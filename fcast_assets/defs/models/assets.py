@@ -102,7 +102,7 @@ def model_selectors(context: dg.AssetExecutionContext, meta_db: MetadataDB) -> d
     "chosen from registry capabilities and passing compat cells); later ones retrain from that row and add a "
     "model_version, keeping the old one.",
 )
-def trained_models(context: dg.AssetExecutionContext, config: TrainConfig, meta_db: MetadataDB
+def trained_models(context: dg.AssetExecutionContext, config: TrainConfig, meta_db: MetadataDB, lake: Lake
                    ) -> dg.MaterializeResult:
     from fcast_assets.models.evaluation import comparison_wide
     from fcast_assets.models.selectors import split_key
@@ -113,11 +113,10 @@ def trained_models(context: dg.AssetExecutionContext, config: TrainConfig, meta_
 
     eng = meta_db.engine()
     game, sel = split_key(context.partition_key)
-    # no ``lake`` here: models.train.train has no ``root`` parameter (the plan runner reads the gold tables at the
-    # configured lake root, FCAST_LAKE / FCAST_HOME), so this asset cannot point it elsewhere
     try:
         res = train(eng, game, sel, overrides=_overrides(config) or None, reconfigure=config.reconfigure,
-                    progress=log_progress(context, f"training {context.partition_key}: plan steps"))
+                    progress=log_progress(context, f"training {context.partition_key}: plan steps"),
+                    root=lake.root_uri())
     except (LookupError, ModelChoiceError, GoldDataError) as e:
         if isinstance(e, (KeyError, IndexError)):
             raise  # a defect, with its traceback
