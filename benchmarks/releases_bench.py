@@ -4,7 +4,7 @@ release, and the diff-driven re-probe of the newer one against the full run.
     uv run python benchmarks/releases_bench.py --library statsforecast --from 2.0.3 --to 2.1.1 \
         [--model AutoARIMA ...] [--family sf_edges ...] [--workers 2] [--timeout 60] [--cold] [--docs]
 
-One fresh SQLite database per library pair (reports/releases_bench_<library>.db). Steps, each timed:
+One fresh SQLite database per release pair (reports/releases_bench_<library>_<from>_<to>.db). Steps, each timed:
 
 1. ``env_cold_seconds`` (with ``--cold``: the environment folder is removed first; uv's package cache stays, as
    on any machine that installed the project) and ``env_cached_seconds`` (the second call);
@@ -14,7 +14,7 @@ One fresh SQLite database per library pair (reports/releases_bench_<library>.db)
    run, the rest carried over): cells run vs carried, seconds, ``saved_seconds`` against ``full_new``, and
    ``misses``: carried cells whose outcome differs from the full run's (what a signature diff cannot see).
 
-Results go into reports/releases_bench.json (one entry per library, merged); ``--docs`` writes the upgrade report
+Results go into reports/releases_bench.json (one entry per release pair, merged); ``--docs`` writes the upgrade report
 from the full runs to docs/upgrades/<library>-<from>-to-<to>.md.
 """
 
@@ -45,7 +45,7 @@ def main() -> int:
     ap.add_argument("--docs", action="store_true", help="write docs/upgrades/<library>-<from>-to-<to>.md")
     args = ap.parse_args()
 
-    db = ROOT / "reports" / f"releases_bench_{args.library}.db"
+    db = ROOT / "reports" / f"releases_bench_{args.library}_{args.old}_{args.new}.db"
     db.unlink(missing_ok=True)
     os.environ["FCAST_DB_URL"] = f"sqlite:///{db}"
 
@@ -94,13 +94,15 @@ def main() -> int:
         md = upgrade_report(eng, args.library, args.old, args.new)
         scope = (f"Scope: models {', '.join(args.model) if args.model else 'all'}; families "
                  f"{', '.join(args.family) if args.family else 'all'}. Measured by `benchmarks/releases_bench.py` "
-                 f"on {out['date']} ({out['cpus']} CPUs).")
+                 f"on {out['date']} ({out['cpus']} CPUs). The result_ids are rows of its database, "
+                 f"{db.relative_to(ROOT)} (`FCAST_DB_URL=sqlite:///{db.relative_to(ROOT)} uv run fcast releases "
+                 f"rerun <id>`).")
         first, rest = md.split("\n", 1)
         doc.write_text(first + "\n\n" + scope + "\n" + rest, encoding="utf-8")
         out["report"] = str(doc.relative_to(ROOT))
     path = ROOT / "reports" / "releases_bench.json"
     allr = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    allr[args.library] = out
+    allr[f"{args.library} {args.old}->{args.new}"] = out
     path.write_text(json.dumps(allr, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(out, indent=1))
     return 0

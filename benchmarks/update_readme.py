@@ -137,13 +137,36 @@ def models_table(fig: dict) -> str:
     return "\n".join(out)
 
 
+def releases_table(figs: dict) -> str:
+    """benchmarks/releases_bench.py: environment build, full matrices, diff-driven re-probe of the newer release."""
+    lines = ["Releases side by side (`benchmarks/releases_bench.py`, 2 workers on this 2-core machine; the older "
+             "release in its own environment, uv's package cache warm as after the project's install):", "",
+             "| library | from → to | scope | env cold s | env cached s | cells (from / to) | full run of *to* s | "
+             "diff-driven: ran / carried | diff-driven s | saved s | misses |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for key, f in sorted(figs.items()):
+        scope = "all" if f.get("models") == "all" and f.get("families") == "all" else \
+            f"models {', '.join(f['models']) if isinstance(f['models'], list) else 'all'}; families " \
+            f"{', '.join(f['families']) if isinstance(f['families'], list) else 'all'}"
+        d, fo, fn = f["diff_new"], f["full_old"], f["full_new"]
+        lines.append(f"| {f['library']} | {f['from']} → {f['to']} | {scope} | "
+                     f"{f.get('env_cold_seconds', f.get('env_first_call_seconds', '-'))} | {f['env_cached_seconds']} | "
+                     f"{fo['cells']} / {fn['cells']} | {fn['seconds']} | {d['ran']} / {d['carried']} | "
+                     f"{d['seconds']} | {d['saved_seconds']} | {d['misses']} |")
+    lines.append("")
+    lines.append("*misses*: carried cells whose outcome differs from the full run of the same release (a behaviour "
+                 "change behind an unchanged signature, which the registry diff cannot see).")
+    return "\n".join(lines) + "\n"
+
+
 def main(only: list[str] | None = None) -> None:
     """Render every block whose json exists, or only the ``only`` markers (``--only COMPAT-BENCH``)."""
     readme = ROOT / "README.md"
     text = readme.read_text(encoding="utf-8")
     for name, marker, render in (("scan_bench.json", "BENCH", scan_table), ("compat_bench.json", "COMPAT-BENCH",
                                  compat_table), ("features_bench.json", "FEATURES-BENCH", features_table),
-                                 ("models_bench.json", "MODELS-BENCH", models_table)):
+                                 ("models_bench.json", "MODELS-BENCH", models_table),
+                                 ("releases_bench.json", "RELEASES-BENCH", releases_table)):
         fig = ROOT / "reports" / name
         if fig.exists() and (not only or marker in only):
             figs = json.loads(fig.read_text(encoding="utf-8"))

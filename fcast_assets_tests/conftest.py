@@ -232,3 +232,22 @@ def resources(db_url, lake_root=None, spark: bool = False) -> dict:
     if spark:
         out["pyspark"] = spark_resource()
     return out
+
+
+def headless_chromium(user_data_dir):
+    """A selenium driver on Debian's chromium + chromedriver, headless, with the flags that keep it off the
+    network (this machine's closed network refuses its background connections). The caller quits it."""
+    import shutil
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ["SE_OFFLINE"] = "true"  # selenium must not look for drivers online
+    opts = Options()
+    opts.binary_location = shutil.which("chromium")
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+              f"--user-data-dir={user_data_dir}", "--window-size=1600,1000"):
+        opts.add_argument(a)
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)

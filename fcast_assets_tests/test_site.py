@@ -192,18 +192,9 @@ def browser(tmp_path):
         if os.environ.get("FCAST_REQUIRE_BROWSER"):
             pytest.fail("FCAST_REQUIRE_BROWSER is set but chromium / chromedriver are not installed")
         pytest.skip("chromium and chromedriver not installed (apt-get install chromium chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
+    from .conftest import headless_chromium
 
-    os.environ["SE_OFFLINE"] = "true"  # selenium must not look for drivers online
-    opts = Options()
-    opts.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-              f"--user-data-dir={tmp_path / 'chrome'}", "--window-size=1600,1000"):
-        opts.add_argument(a)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    driver = headless_chromium(tmp_path / "chrome")
     try:
         yield driver
     finally:

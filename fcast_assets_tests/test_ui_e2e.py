@@ -152,20 +152,12 @@ def test_materialize_button_then_pages_in_chromium(ui):
                                  WHERE l.name = 'utilsforecast' AND r.version = :v"""), {"v": version}).scalar()
     assert n > 100
 
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    os.environ["SE_OFFLINE"] = "true"  # selenium must not look for drivers online
-    opts = Options()
-    opts.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-              f"--user-data-dir={tmp / 'chrome'}", "--window-size=1600,1000"):
-        opts.add_argument(a)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    from .conftest import headless_chromium
+
+    driver = headless_chromium(tmp / "chrome")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     try:
         def dismiss_dialogs() -> None:
