@@ -43,19 +43,31 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--cold", action="store_true", help="remove the older release's environment first")
     ap.add_argument("--docs", action="store_true", help="write docs/upgrades/<library>-<from>-to-<to>.md")
+    ap.add_argument("--diff-only", action="store_true", help="keep the database and its full runs: rescan both "
+                    "releases and run only the diff-driven re-probe again (after a change to the diff rules)")
     args = ap.parse_args()
 
     db = ROOT / "reports" / f"releases_bench_{args.library}_{args.old}_{args.new}.db"
-    db.unlink(missing_ok=True)
+    path = ROOT / "reports" / "releases_bench.json"
+    key = f"{args.library} {args.old}->{args.new}"
+    if not args.diff_only:
+        db.unlink(missing_ok=True)
     os.environ["FCAST_DB_URL"] = f"sqlite:///{db}"
 
-    from fcast_assets.compat.releases import (carry_misses, probe_release, scan_release, upgrade_report)
+    from fcast_assets.compat.releases import probe_release, scan_release
     from fcast_assets.db.engine import init_db, make_engine
     from fcast_assets.registry.envs import ensure_env, env_dir, is_installed_release, parse_spec
 
     eng = make_engine(os.environ["FCAST_DB_URL"])
     init_db(eng)
     old, new = parse_spec(f"{args.library}=={args.old}"), parse_spec(f"{args.library}=={args.new}")
+    if args.diff_only:
+        out = json.loads(path.read_text(encoding="utf-8"))[key]
+        for spec in (new, old):
+            scan_release(eng, spec)
+        kw = dict(models=args.model or None, families=args.family or None, workers=args.workers,
+                  cell_timeout=args.timeout)
+        return _diff(args, eng, new, kw, out, path, key, db)
     out: dict = {"library": args.library, "from": args.old, "to": args.new, "models": args.model or "all",
                  "families": args.family or "all", "workers": args.workers, "machine": platform.machine(),
                  "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}
@@ -81,7 +93,15 @@ def main() -> int:
 
     probe(old, "full_old")
     probe(new, "full_new")
-    probe(new, "diff_new", carry_from=args.old)
+    return _diff(args, eng, new, kw, out, path, key, db)
+
+
+def _diff(args, eng, new, kw, out, path, key, db) -> int:
+    from fcast_assets.compat.releases import carry_misses, probe_release, upgrade_report
+
+    r = probe_release(eng, new, carry_from=args.old, **kw)
+    out["diff_new"] = {k: r[k] for k in ("cells", "counts", "ran", "carried", "seconds")}
+    print("diff_new", out["diff_new"], flush=True)
     misses = carry_misses(eng, args.library, args.new)
     out["diff_new"]["misses"] = len(misses)
     out["diff_new"]["miss_examples"] = [
@@ -100,9 +120,8 @@ def main() -> int:
         first, rest = md.split("\n", 1)
         doc.write_text(first + "\n\n" + scope + "\n" + rest, encoding="utf-8")
         out["report"] = str(doc.relative_to(ROOT))
-    path = ROOT / "reports" / "releases_bench.json"
     allr = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    allr[f"{args.library} {args.old}->{args.new}"] = out
+    allr[key] = out
     path.write_text(json.dumps(allr, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(out, indent=1))
     return 0

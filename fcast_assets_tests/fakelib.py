@@ -157,6 +157,9 @@ def v2_files() -> dict[str, str]:
         V1["core.py"]
         .replace("val_size: int = 0):\n                \"\"\"Fit.", "val_size: int = 1):\n                \"\"\"Fit.")
         .replace("level=None, **kwargs", "quantiles=None, **kwargs")
+        # a body change behind an unchanged signature, and a function only re-documented and moved down a line
+        .replace("self.models = models", "self.models = list(models)")
+        .replace('"""A helper function."""', '\n            """A helper function (v2 wording)."""')
         + "\n        def newfunc(a: float = 1.5):\n            return a\n"
     )
     files["models/__init__.py"] = 'from .alpha import Alpha\n__all__ = ["Alpha"]\n'

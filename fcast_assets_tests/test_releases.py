@@ -89,7 +89,7 @@ def _build_in_child(spec: str, envs: Path) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def test_env_build_killed_midway_leaves_nothing_that_blocks(rel):
+def test_env_build_killed_midway_leaves_nothing_that_blocks(rel):  # runs first: later tests use this environment
     """Kill a build while uv installs: no half-built environment looks usable, the next build completes and
     removes the leftover, and a second call reuses the environment (cached)."""
     from fcast_assets.registry.envs import MARKER, ensure_env, env_dir, parse_spec
@@ -187,24 +187,50 @@ def test_side_by_side_matrices_and_flips(rel, sf):
     assert (row[SF_OLD], row[SF_NEW], row["runs_in"], row["errors_in"]) == ("ok", "error", SF_OLD, SF_NEW)
 
 
-def test_diff_driven_reprobe_carries_untouched_cells(rel, sf):
+def test_body_change_behind_same_signature_is_reprobed(rel, sf):
+    """statsforecast 2.1.1 validates `level` inside StatsForecast.forecast / predict, whose signatures did not
+    change: their body digests did, so the diff-driven run re-runs those cells instead of carrying 2.0.3's ✓."""
     from fcast_assets.compat.releases import carry_misses, flipped_cells
 
     c = sf["carried"]
-    assert c["carried"] > 0 and c["ran"] > 0 and c["carried"] + c["ran"] == c["cells"] == sf["new"]["cells"]
+    assert c["carried"] + c["ran"] == c["cells"] == sf["new"]["cells"]
     with rel["engine"].connect() as conn:
+        rows = conn.execute(text("SELECT model, param, value_label, context FROM compat_result "
+                                 "WHERE compat_run_id = :r"), {"r": c["compat_run_id"]}).all()
+    ctx = {(r.model.rsplit(".", 1)[-1], r.param, r.value_label): (json.loads(r.context) if isinstance(r.context, str)
+                                                                 else r.context) for r in rows}
+    assert not ctx[("Naive", "level", "[0]")].get("carried_from"), "a changed body must be probed again"
+    assert carry_misses(rel["engine"], "statsforecast", SF_NEW).empty
+    with rel["engine"].connect() as conn:
+        bodies = set(conn.execute(text("""SELECT d.qualname FROM registry_release_diff d
+            JOIN registry_release r ON r.release_id = d.to_release_id WHERE r.version = :v
+            AND d.param_name IS NULL AND d.change = 'changed'"""), {"v": SF_NEW}).scalars())
+    assert "statsforecast.core.StatsForecast.forecast" in bodies
+    # a really-run outcome wins over a carried one in the reports, whichever is newer
+    flips = flipped_cells(rel["engine"], "statsforecast", SF_OLD, SF_NEW)
+    assert len(flips[(flips["model"] == "Naive") & (flips["param"] == "level")]) >= 2
+
+
+def test_diff_driven_reprobe_carries_untouched_cells(rel):
+    """utilsforecast 0.2.10 (its own environment, built by the kill test) and 0.2.17 (here), the whole matrix:
+    the diff-driven run of 0.2.17 carries the cells of functions whose signature and body did not change, marks
+    them, and a full run of the same release shows what it missed (a change reached only through a helper)."""
+    from fcast_assets.compat.releases import carry_misses, probe_release
+
+    eng = rel["engine"]
+    old = probe_release(eng, "utilsforecast==0.2.10")
+    full = probe_release(eng, "utilsforecast")
+    c = probe_release(eng, "utilsforecast", carry_from="0.2.10")
+    assert old["version"] == "0.2.10" and full["version"] == c["version"] != "0.2.10"
+    assert c["carried"] > 50 and c["ran"] > 50 and c["carried"] + c["ran"] == c["cells"] == full["cells"]
+    with eng.connect() as conn:
         ctx = [r[0] for r in conn.execute(text("SELECT context FROM compat_result WHERE compat_run_id = :r"),
                                           {"r": c["compat_run_id"]}).all()]
     ctx = [json.loads(x) if isinstance(x, str) else x for x in ctx]
     marked = [x["carried_from"] for x in ctx if x.get("carried_from")]
-    assert len(marked) == c["carried"] and {m["version"] for m in marked} == {SF_OLD}
-    # cells the diff touches (AutoARIMA's constructor changed) ran again; Naive's level cells were carried, and a
-    # full run of the same release shows what the signature diff cannot see (validation added in a method body)
-    misses = carry_misses(rel["engine"], "statsforecast", SF_NEW)
-    assert not misses.empty and set(misses["status_carried"]) == {"ok"} and set(misses["status_ran"]) == {"error"}
-    # a really-run outcome wins over a carried one in the reports, whichever is newer
-    flips = flipped_cells(rel["engine"], "statsforecast", SF_OLD, SF_NEW)
-    assert len(flips[(flips["model"] == "Naive") & (flips["param"] == "level")]) >= 2
+    assert len(marked) == c["carried"] and {m["version"] for m in marked} == {"0.2.10"}
+    misses = carry_misses(eng, "utilsforecast", c["version"])
+    assert len(misses) <= 0.05 * c["carried"], misses[["model", "value_label"]].to_string()
 
 
 def test_upgrade_report_and_rerun_in_its_own_env(rel, sf, tmp_path):

@@ -147,6 +147,10 @@ def test_new_version_writes_release_diff(fake, engine):
     assert (f"{name}.core.Forecaster.predict", "quantiles", "added") in diff
     assert (f"{name}.core.Forecaster.predict", "level", "removed") in diff
     assert diff[(f"{name}.core.Forecaster.fit", "val_size", "changed")] == {"default": [0, 1]}
+    # bodies: only the functions whose code changed (a moved or re-documented function keeps its digest)
+    bodies = {q for (q, p, c) in diff if p is None and c == "changed"}
+    assert f"{name}.core.Forecaster.__init__" in bodies
+    assert f"{name}.core.helper" not in bodies and f"{name}.core.Forecaster.fit" not in bodies
     assert out["diff"]["added"] >= 2 and out["diff"]["removed"] >= 2 and out["diff"]["changed"] >= 1
 
 

@@ -166,40 +166,69 @@ def run_matrix(
 _CLASS_WORD = re.compile(r"\b[A-Z][A-Za-z0-9_]*\b")
 
 
-def touched_by_diff(engine: Engine, from_release_id: int, to_release_id: int) -> tuple[set[str], set[str]]:
-    """(qualnames, class names) the registry diff between two releases touches: symbols added / removed and the
-    symbols whose parameters were added / removed / changed (kind, annotation, default, position)."""
+def touched_by_diff(engine: Engine, from_release_id: int, to_release_id: int) -> dict[str, set[str]]:
+    """What the registry diff between two releases touches: ``changed`` (qualnames whose parameters or body
+    changed), ``added`` / ``removed`` (symbols), ``classes`` (class names added, removed or whose constructor
+    changed)."""
     from ..registry.store import diff_releases
 
     with engine.connect() as conn:
         rows = diff_releases(conn, from_release_id, to_release_id)
-    quals = {r["qualname"] for r in rows}
-    classes = set()
-    for q in quals:
+    out: dict[str, set[str]] = {"changed": set(), "added": set(), "removed": set(), "classes": set()}
+    for r in rows:
+        q = r["qualname"]
+        if r["param_name"] is None and r["change"] in ("added", "removed"):
+            out[r["change"]].add(q)
+        else:
+            out["changed"].add(q)
         parts = q.split(".")
         if parts[-1] == "__init__" and len(parts) > 1:
-            classes.add(parts[-2])  # a class whose constructor changed
-        elif parts[-1][:1].isupper():
-            classes.add(parts[-1])  # a class added or removed
-    return quals, classes
+            out["classes"].add(parts[-2])  # a class whose constructor changed
+        elif parts[-1][:1].isupper() and r["param_name"] is None and r["change"] != "changed":
+            out["classes"].add(parts[-1])  # a class added or removed
+    return out
 
 
-def _cell_touched(cell: Cell, group: Group, quals: set[str], classes: set[str]) -> bool:
-    """A cell is re-run when the diff touches its model (the class itself, its constructor, or the model method of
-    the same name as the call — ``NeuralForecast.fit`` runs ``Model.fit``; inherited methods count, the scanner
-    lists them per class), the method it calls (``NeuralForecast.fit`` ↔ ``neuralforecast.core.NeuralForecast.fit``),
-    or a class whose constructor changed and that its value or setup names (a loss, a scaler...).
+def _ops(cell: Cell, group: Group) -> set[str]:
+    """The method names a cell calls: its own, and the ``op`` of every step of its spec and its group's warm-up."""
+    ops = {cell.method.rsplit(".", 1)[-1]}
+    for steps in ((cell.spec or {}).get("steps"), (group.setup or {}).get("warmup")):
+        for st in steps if isinstance(steps, list) else []:
+            if isinstance(st, dict) and isinstance(st.get("op"), str):
+                ops.add(st["op"])
+    return ops
 
-    The diff sees signatures, not bodies: a release that changes behaviour behind an unchanged signature is
-    caught only by a full re-run (``carry_from=None``), which stays available."""
-    short = cell.method.rsplit(".", 1)[-1]
-    for q in quals:
-        if q == cell.model or q.endswith("." + cell.method):
+
+def _cell_touched(cell: Cell, group: Group, diff: dict[str, set[str]], drivers: set[str]) -> bool:
+    """A cell is re-run when the diff touches
+    - its model: the class (or function, for function libraries) added / removed / changed, or a changed
+      constructor, private method or method it calls (``forecast``
+      of ``StatsForecast.forecast`` runs ``Model.forecast``; inherited methods count, the scanner lists them per
+      class);
+    - what it calls: its method (``NeuralForecast.fit`` ↔ ``neuralforecast.core.NeuralForecast.fit``) and the
+      driver class's methods its steps call (``drivers``: the classes of the run's methods, e.g. StatsForecast);
+    - a class its value or setup names (a loss, a scaler...) whose constructor changed, or that was added / removed.
+
+    Changed means a signature or a body (:func:`fcast_assets.registry.scanner.code_digest`). A behaviour change in
+    code reached only through another function (a helper whose body changed while its callers did not) is caught
+    only by a full re-run (``carry_from=None``), which stays available; ``compat.releases.carry_misses`` measures
+    what a diff-driven run missed."""
+    ops = _ops(cell, group)
+    own = cell.method.rsplit(".", 1)[0] if "." in cell.method else ""
+    calls = {f".{d}.{op}" for d in drivers | {own} for op in ops}
+    model = cell.model + "."
+    if cell.model in diff["added"] | diff["removed"]:
+        return True
+    for q in diff["changed"] | diff["added"] | diff["removed"]:
+        if q == cell.model or q.endswith("." + cell.method) or any(q.endswith(c) for c in calls):
             return True
-        if q.startswith(cell.model + ".") and q[len(cell.model) + 1:] in ("__init__", short):
-            return True
+        if q in diff["changed"] and q.startswith(model):
+            name = q[len(model):]
+            if "." not in name and (name == "__init__" or name in ops or
+                                    (name.startswith("_") and not name.endswith("__"))):
+                return True
     named = set(_CLASS_WORD.findall(json.dumps([cell.value, cell.spec, group.setup], default=str)))
-    return bool(named & classes)
+    return bool(named & diff["classes"])
 
 
 def split_by_diff(engine: Engine, library: str, from_version: str, release_id: int, groups: list[Group]
@@ -208,7 +237,8 @@ def split_by_diff(engine: Engine, library: str, from_version: str, release_id: i
     Carried: ok / error / suspect outcomes of the same (model, method, param, value, scenario) in that release;
     timeouts and skips are run again (they say nothing about the library)."""
     from_id, _ = latest_release(engine, library, from_version)
-    quals, classes = touched_by_diff(engine, from_id, release_id)
+    diff = touched_by_diff(engine, from_id, release_id)
+    drivers = {c.method.rsplit(".", 1)[0] for g in groups for c in g.cells if "." in c.method} - {"Model"}
     with engine.connect() as conn:
         old = {}
         for r in conn.execute(text(
@@ -221,7 +251,7 @@ def split_by_diff(engine: Engine, library: str, from_version: str, release_id: i
         run = []
         for c in g.cells:
             prev = old.get((c.model, c.method, c.param, c.value_label[:500], c.scenario))
-            if prev is None or prev.status not in ("ok", "error", "suspect") or _cell_touched(c, g, quals, classes):
+            if prev is None or prev.status not in ("ok", "error", "suspect") or _cell_touched(c, g, diff, drivers):
                 run.append(c)
             else:
                 carry.append((g, c, {"status": prev.status, "exception_type": prev.exception_type,

@@ -213,20 +213,23 @@ def version_ranges(engine: Engine, library: str) -> pd.DataFrame:
 
 
 def carry_misses(engine: Engine, library: str, version: str) -> pd.DataFrame:
-    """Cells of ``version`` that were both carried over (diff-driven re-probe) and really run (a full run), with
-    different outcomes: what the signature diff missed (a behaviour change behind an unchanged signature)."""
+    """Cells the latest diff-driven re-probe of ``version`` carried over whose outcome differs from a full run of
+    the same release (another compat run): what the diff missed (a change reached only through a helper)."""
     with engine.connect() as conn:
         rows = conn.execute(text("""
-            SELECT c.result_id, c.model, c.method, c.param, c.value_label, c.scenario, c.status, c.exception_type,
-                   c.context FROM compat_result c JOIN registry_release r ON r.release_id = c.release_id
+            SELECT c.result_id, c.compat_run_id, c.model, c.method, c.param, c.value_label, c.scenario, c.status,
+                   c.exception_type, c.context FROM compat_result c JOIN registry_release r ON r.release_id = c.release_id
             JOIN registry_library l ON l.library_id = r.library_id WHERE l.name = :lib AND r.version = :v
             ORDER BY c.result_id""").columns(context=m.JSONType), {"lib": library, "v": version}).all()
     df = pd.DataFrame([dict(r._mapping) for r in rows])
     if df.empty:
         return df
     df["carried"] = [bool((c or {}).get("carried_from")) for c in df.pop("context")]
-    ran = df[~df["carried"]].drop_duplicates(KEY, keep="last").set_index(KEY)
-    car = df[df["carried"]].drop_duplicates(KEY, keep="last").set_index(KEY)
+    if not df["carried"].any():
+        return df.iloc[0:0]
+    last = df.loc[df["carried"], "compat_run_id"].max()  # the latest diff-driven run
+    ran = df[~df["carried"] & (df["compat_run_id"] != last)].drop_duplicates(KEY, keep="last").set_index(KEY)
+    car = df[df["carried"] & (df["compat_run_id"] == last)].drop_duplicates(KEY, keep="last").set_index(KEY)
     both = car.join(ran, how="inner", lsuffix="_carried", rsuffix="_ran")
     return both[(both["status_carried"] != both["status_ran"])
                 | (both["exception_type_carried"].fillna("") != both["exception_type_ran"].fillna(""))].reset_index()
@@ -266,6 +269,7 @@ def upgrade_report(engine: Engine, library: str, from_version: str, to_version: 
     p_add = [d for d in diff if d["param_name"] and d["change"] == "added"]
     p_rm = [d for d in diff if d["param_name"] and d["change"] == "removed"]
     p_ch = [d for d in diff if d["param_name"] and d["change"] == "changed"]
+    bodies = sorted(d["qualname"] for d in diff if d["param_name"] is None and d["change"] == "changed")
     renamed = []
     for r in p_rm:  # a parameter removed and another added at the same position of the same callable: renamed?
         for ad in p_add:
@@ -278,7 +282,8 @@ def upgrade_report(engine: Engine, library: str, from_version: str, to_version: 
             f"| parameters added | {len(p_add)} |", f"| parameters removed | {len(p_rm)} |",
             f"| parameters renamed (same position) | {len(renamed)} |",
             f"| defaults changed | {len(defaults)} |",
-            f"| parameters changed otherwise (kind, annotation, position) | {len(p_ch) - len(defaults)} |"]
+            f"| parameters changed otherwise (kind, annotation, position) | {len(p_ch) - len(defaults)} |",
+            f"| functions / methods whose body changed | {len(bodies)} |"]
     flips = flipped_cells(engine, library, from_version, to_version)
     out += [f"| matrix cells that flipped | {len(flips)} |", ""]
 
@@ -309,6 +314,10 @@ def upgrade_report(engine: Engine, library: str, from_version: str, to_version: 
     out += [f"- `{d['qualname']}({d['param_name']})`" for d in p_add] or ["None."]
     out += ["", "## Parameters removed", ""]
     out += [f"- `{d['qualname']}({d['param_name']})`" for d in p_rm] or ["None."]
+    out += ["", "## Bodies changed (same name; the code it runs differs)", ""]
+    out += [f"- `{q}`" for q in bodies[:300]] or ["None."]
+    if len(bodies) > 300:
+        out.append(f"- … and {len(bodies) - 300} more")
     out += ["", "## Symbols added", ""]
     out += [f"- `{q}`" for q in sym_add] or ["None."]
     out += ["", "## Symbols removed", ""]

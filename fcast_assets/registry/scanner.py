@@ -84,6 +84,7 @@ class SymbolRec:
     params: list[ParamRec] = field(default_factory=list)
     capabilities: dict[str, tuple[Any, str, dict]] = field(default_factory=dict)  # code -> (value, source, detail)
     loss: dict | None = None
+    code_hash: str | None = None  # digest of a function's / method's body (see code_digest)
 
     @property
     def doc_summary(self) -> str | None:
@@ -91,6 +92,36 @@ class SymbolRec:
             return None
         first = self.docstring.strip().split("\n\n")[0]
         return " ".join(first.split())[:500]
+
+
+def _code_parts(code: Any, doc: Any, out: list) -> None:
+    out += [code.co_code, code.co_names, code.co_argcount, code.co_kwonlyargcount, code.co_flags & 0x0F]
+    for c in code.co_consts:
+        if hasattr(c, "co_code"):
+            _code_parts(c, None, out)
+        elif c is not doc or doc is None:
+            out.append(repr(c))
+
+
+def code_digest(obj: Any) -> str | None:
+    """A digest of what a function or method runs: its bytecode, the names it uses and its constants (nested
+    functions and comprehensions included), without its docstring, file or line numbers — so a release that only
+    moves or re-documents a function keeps its digest, and one that changes the body gets another. None for
+    objects without Python bytecode (builtins, C extensions). Same interpreter only (bytecode is per version)."""
+    import hashlib
+
+    try:
+        fn = inspect.unwrap(obj)
+    except ValueError:
+        fn = obj
+    fn = getattr(fn, "__func__", fn)
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return None
+    parts: list = []
+    doc = getattr(fn, "__doc__", None)
+    _code_parts(code, doc, parts)
+    return hashlib.sha1(repr(parts).encode("utf-8", "replace")).hexdigest()[:16]
 
 
 @dataclass
@@ -353,6 +384,7 @@ class _Walker:
                 self.scan_function(obj, canonical, owner, parent)
 
     def _fill_source(self, rec: SymbolRec, obj: Any) -> None:
+        rec.code_hash = rec.code_hash or code_digest(obj)
         try:
             rec.source_file = _relfile(inspect.getsourcefile(inspect.unwrap(obj)), self.roots)
             rec.lineno = _lineno(obj)
@@ -434,6 +466,7 @@ class _Walker:
             rec.capabilities["signature_error"] = (err, "observed", {})
         if a.name == "__init__":
             _available_lists(inspect.getdoc(cls), rec.params)
+        rec.code_hash = code_digest(raw)  # inherited ones too: a base's changed body changes what the class runs
         if rec.defined_in is None:
             self._fill_source(rec, raw)
         self.symbols[q] = rec

@@ -93,9 +93,10 @@ def _write_scan(engine: Engine, spec: LibrarySpec, result: ScanResult) -> dict[s
         row = conn.execute(
             select(rel.c.release_id, rel.c.stats).where(rel.c.library_id == library_id, rel.c.version == result.version)
         ).first()
+        code_hashes = {q: r.code_hash for q, r in result.symbols.items() if r.code_hash}
         release_values = dict(
             python_version=result.python_version, environment=result.environment,
-            scan_seconds=round(result.seconds, 3), stats=stats, scanned_at=m.utcnow(),
+            scan_seconds=round(result.seconds, 3), stats={**stats, "code_hashes": code_hashes}, scanned_at=m.utcnow(),
         )
         if row is not None and (row.stats or {}).get("content_hash") == content_hash:
             conn.execute(update(rel).where(rel.c.release_id == row.release_id).values(
@@ -251,6 +252,16 @@ def neighbours(conn: Connection, library_id: int, release_id: int) -> tuple[int 
     return (ids[i - 1] if i > 0 else None), (ids[i + 1] if i + 1 < len(ids) else None)
 
 
+def _code_hashes(conn: Connection, release_id: int) -> dict[str, str]:
+    """qualname -> body digest of a release's functions and methods (registry_release.stats.code_hashes; empty
+    for a release scanned before digests were recorded: then no body change is reported for it)."""
+    rel = T["registry_release"]
+    stats = conn.execute(select(rel.c.stats).where(rel.c.release_id == release_id)).scalar()
+    if isinstance(stats, str):
+        stats = json.loads(stats)
+    return dict((stats or {}).get("code_hashes") or {})
+
+
 def _write_diff(conn: Connection, library_id: int, release_id: int) -> dict[str, int]:
     """Diff this release against the library's previous release in version order, and the next release against
     this one (releases are scanned side by side, in any order: an older release scanned last sits between two)."""
@@ -299,9 +310,13 @@ def _comparable(field: str, value: Any) -> Any:
 def _diff_rows(conn: Connection, base: dict[str, Any], prev: int, release_id: int) -> list[dict[str, Any]]:
     old_s, old_p = _snapshot(conn, prev)
     new_s, new_p = _snapshot(conn, release_id)
+    old_c, new_c = _code_hashes(conn, prev), _code_hashes(conn, release_id)
     rows = [{**base, "qualname": q, "param_name": None, "change": "added", "detail": None} for q in sorted(new_s - old_s)]
     rows += [{**base, "qualname": q, "param_name": None, "change": "removed", "detail": None} for q in sorted(old_s - new_s)]
     common = old_s & new_s
+    # a body that changed behind an unchanged signature (digests of both sides, same interpreter: registry/envs)
+    rows += [{**base, "qualname": q, "param_name": None, "change": "changed", "detail": {"body": [old_c[q], new_c[q]]}}
+             for q in sorted(common) if q in old_c and q in new_c and old_c[q] != new_c[q]]
     for (q, n) in sorted(new_p.keys() - old_p.keys()):
         if q in common:
             rows.append({**base, "qualname": q, "param_name": n, "change": "added", "detail": new_p[(q, n)]})
