@@ -26,7 +26,8 @@ def libraries(engine: Engine) -> pd.DataFrame:
     df = _df(engine, """
         SELECT l.name AS library, r.version, r.scanned_at, r.scan_seconds, r.stats, r.release_id
         FROM registry_release r JOIN registry_library l ON l.library_id = r.library_id ORDER BY l.name, r.release_id""")
-    stats = pd.json_normalize([_json(s) or {} for s in df.pop("stats")])
+    stats = pd.json_normalize([{k: v for k, v in (_json(s) or {}).items() if k != "code_hashes"}  # per symbol
+                               for s in df.pop("stats")])
     keep = ["modules", "classes", "functions", "methods", "properties", "parameters", "enum_values",
             "capabilities", "losses", "import_failures"]
     return pd.concat([df, stats[[c for c in keep if c in stats]]], axis=1)
