@@ -309,3 +309,24 @@ def test_site_release_pages(rel, sf, tmp_path):
     assert f"{SF_OLD} → {SF_NEW}" in page and "between 0 and 100" in page
     assert page.count("<tr><td>") >= sf["new"]["cells"]  # every cell of the subset, plus the flips
     assert "[statsforecast](statsforecast.md)" in (tmp_path / "releases" / "index.md").read_text(encoding="utf-8")
+
+
+def test_report_text_from_the_database_stays_text(rel, sf):
+    """A hostile message / value in a flipped cell is text in the Markdown report (no HTML, no broken table)."""
+    from fcast_assets.compat.releases import upgrade_report
+
+    eng = rel["engine"]
+    with eng.begin() as conn:
+        for version, status, msg in ((SF_OLD, "ok", None), (SF_NEW, "error", "<script>alert(1)</script> | a`b")):
+            rid, run = conn.execute(text("""SELECT r.release_id, MAX(c.compat_run_id) FROM registry_release r
+                JOIN compat_result c ON c.release_id = r.release_id WHERE r.version = :v GROUP BY r.release_id"""),
+                {"v": version}).one()
+            conn.execute(text("""INSERT INTO compat_result (compat_run_id, release_id, model, method, param, value,
+                value_label, scenario, status, exception_type, message, seconds, context)
+                VALUES (:run, :rid, 'statsforecast.models.Naive', 'StatsForecast.forecast', 'hostile', '1',
+                        '`<img src=x>`', 'baseline', :st, :exc, :msg, 0.1, '{}')"""),
+                         {"run": run, "rid": rid, "st": status, "exc": "Value<Error>" if msg else None, "msg": msg})
+    md = upgrade_report(eng, "statsforecast", SF_OLD, SF_NEW)
+    line = next(ln for ln in md.splitlines() if "hostile" in ln)
+    assert "<script>" not in md and "&lt;script&gt;" in line and "Value&lt;Error&gt;" in line
+    assert "`` `<img src=x>` ``" in line and line.count(" | ") + line.count("\\|") >= 9

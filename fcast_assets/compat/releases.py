@@ -287,8 +287,14 @@ def upgrade_report(engine: Engine, library: str, from_version: str, to_version: 
     flips = flipped_cells(engine, library, from_version, to_version)
     out += [f"| matrix cells that flipped | {len(flips)} |", ""]
 
-    def esc(x: Any) -> str:
-        return str(x).replace("|", "\\|").replace("\n", " ")[:160] if x is not None and x == x else ""
+    def esc(x: Any) -> str:  # text from the database: never markup in a table cell (HTML entities, no pipes)
+        if x is None or x != x:
+            return ""
+        t = " ".join(str(x).split())[:160]
+        return t.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+
+    def code(x: Any) -> str:  # a code span that holds any text (backticks included)
+        return "`` " + " ".join(str(x).split())[:160].replace("|", "\\|") + " ``"
 
     out += ["## Cells that flipped", ""]
     if flips.empty:
@@ -300,7 +306,7 @@ def upgrade_report(engine: Engine, library: str, from_version: str, to_version: 
         for r in flips.itertuples():
             msg = r.message_to if r.status_to not in ("ok", "absent") else r.message_from
             ids = " / ".join("–" if x != x or x is None else str(int(x)) for x in (r.result_id_from, r.result_id_to))
-            out.append(f"| {esc(r.model)} | {esc(r.method)} | {esc(r.param)} | `{esc(r.value_label)}` | "
+            out.append(f"| {esc(r.model)} | {esc(r.method)} | {esc(r.param)} | {code(r.value_label)} | "
                        f"{esc(r.scenario)} | {STATUS_MARK.get(r.status_from, '')} {r.status_from} "
                        f"{esc(r.exception_type_from)} | {STATUS_MARK.get(r.status_to, '')} {r.status_to} "
                        f"{esc(r.exception_type_to)} | {esc(msg)} | {ids} |")
@@ -308,8 +314,8 @@ def upgrade_report(engine: Engine, library: str, from_version: str, to_version: 
     out += ["## Parameters renamed (removed and added at the same position)", ""]
     out += [f"- `{q}`: `{old}` → `{new}`" for q, old, new in renamed] or ["None."]
     out += ["", "## Defaults changed", ""]
-    out += [f"- `{d['qualname']}({d['param_name']})`: `{d['detail']['default'][0]!r}` → "
-            f"`{d['detail']['default'][1]!r}`" for d in defaults] or ["None."]
+    out += [f"- `{d['qualname']}({d['param_name']})`: {code(repr(d['detail']['default'][0]))} → "
+            f"{code(repr(d['detail']['default'][1]))}" for d in defaults] or ["None."]
     out += ["", "## Parameters added", ""]
     out += [f"- `{d['qualname']}({d['param_name']})`" for d in p_add] or ["None."]
     out += ["", "## Parameters removed", ""]
