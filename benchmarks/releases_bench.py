@@ -102,7 +102,7 @@ def _diff(args, eng, new, kw, out, path, key, db) -> int:
     r = probe_release(eng, new, carry_from=args.old, **kw)
     out["diff_new"] = {k: r[k] for k in ("cells", "counts", "ran", "carried", "seconds")}
     print("diff_new", out["diff_new"], flush=True)
-    misses = carry_misses(eng, args.library, args.new)
+    misses = carry_misses(eng, args.library, args.new, compat_run_id=r["compat_run_id"])
     out["diff_new"]["misses"] = len(misses)
     out["diff_new"]["miss_examples"] = [
         f"{r.model.rsplit('.', 1)[-1]} {r.method} {r.param}={r.value_label}: carried {r.status_carried}, "

@@ -154,8 +154,10 @@ def releases_table(figs: dict) -> str:
                      f"{fo['cells']} / {fn['cells']} | {fn['seconds']} | {d['ran']} / {d['carried']} | "
                      f"{d['seconds']} | {d['saved_seconds']} | {d['misses']} |")
     lines.append("")
-    lines.append("*misses*: carried cells whose outcome differs from the full run of the same release (a behaviour "
-                 "change behind an unchanged signature, which the registry diff cannot see).")
+    lines.append("*misses*: carried cells whose outcome differs from the full run of the same release (a change "
+                 "reached only through a helper, which the diff of signatures and bodies cannot see). *carried* is 0 "
+                 "where every cell goes through a method whose body changed (statsforecast 2.1.1's StatsForecast."
+                 "forecast / predict, mlforecast 1.1.0's MLForecast methods): the diff re-runs them all.")
     return "\n".join(lines) + "\n"
 
 

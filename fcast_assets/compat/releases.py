@@ -212,9 +212,10 @@ def version_ranges(engine: Engine, library: str) -> pd.DataFrame:
     return wide.reset_index()
 
 
-def carry_misses(engine: Engine, library: str, version: str) -> pd.DataFrame:
-    """Cells the latest diff-driven re-probe of ``version`` carried over whose outcome differs from a full run of
-    the same release (another compat run): what the diff missed (a change reached only through a helper)."""
+def carry_misses(engine: Engine, library: str, version: str, compat_run_id: int | None = None) -> pd.DataFrame:
+    """Cells a diff-driven re-probe of ``version`` (``compat_run_id``, default: the latest run that carried cells)
+    carried over whose outcome differs from a full run of the same release (another compat run): what the diff
+    missed (a change reached only through a helper)."""
     with engine.connect() as conn:
         rows = conn.execute(text("""
             SELECT c.result_id, c.compat_run_id, c.model, c.method, c.param, c.value_label, c.scenario, c.status,
@@ -227,7 +228,7 @@ def carry_misses(engine: Engine, library: str, version: str) -> pd.DataFrame:
     df["carried"] = [bool((c or {}).get("carried_from")) for c in df.pop("context")]
     if not df["carried"].any():
         return df.iloc[0:0]
-    last = df.loc[df["carried"], "compat_run_id"].max()  # the latest diff-driven run
+    last = compat_run_id if compat_run_id is not None else df.loc[df["carried"], "compat_run_id"].max()
     ran = df[~df["carried"] & (df["compat_run_id"] != last)].drop_duplicates(KEY, keep="last").set_index(KEY)
     car = df[df["carried"] & (df["compat_run_id"] == last)].drop_duplicates(KEY, keep="last").set_index(KEY)
     both = car.join(ran, how="inner", lsuffix="_carried", rsuffix="_ran")
