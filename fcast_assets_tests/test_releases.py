@@ -330,3 +330,23 @@ def test_report_text_from_the_database_stays_text(rel, sf):
     line = next(ln for ln in md.splitlines() if "hostile" in ln)
     assert "<script>" not in md and "&lt;script&gt;" in line and "Value&lt;Error&gt;" in line
     assert "`` `<img src=x>` ``" in line and line.count(" | ") + line.count("\\|") >= 9
+
+
+def test_release_assets_through_dagster(rel, sf, tmp_path, monkeypatch):
+    """The releases group: a listed release's scan and matrix subset as partitions, then the upgrade reports."""
+    import dagster as dg
+
+    from fcast_assets.defs.releases.assets import release_matrix, release_registry, upgrade_reports
+
+    from .conftest import resources
+
+    monkeypatch.setenv("FCAST_REPORTS", str(tmp_path / "reports"))
+    res = dg.materialize([release_registry, release_matrix], partition_key=f"statsforecast=={SF_OLD}",
+                         resources=resources(rel["url"]))
+    assert res.success
+    meta = res.asset_materializations_for_node("release_matrix")[0].metadata
+    assert meta["cells"].value == sf["old"]["cells"] and meta["ran"].value == meta["cells"].value
+    res = dg.materialize([upgrade_reports], resources=resources(rel["url"]))
+    assert res.success
+    report = tmp_path / "reports" / "upgrades" / f"statsforecast-{SF_OLD}-to-{SF_NEW}.md"
+    assert report.exists() and "## Cells that flipped" in report.read_text(encoding="utf-8")
