@@ -278,12 +278,14 @@ def upgrade_report(engine: Engine, library: str, from_version: str, to_version: 
                     "position"):
                 renamed.append((r["qualname"], r["param_name"], ad["param_name"]))
     defaults = [d for d in p_ch if "default" in (d["detail"] or {})]
+    moved = [d for d in p_ch if set(d["detail"] or {}) == {"position"}]
     out += ["## Summary", "", "| change | count |", "|---|---:|",
             f"| symbols added | {len(sym_add)} |", f"| symbols removed | {len(sym_rm)} |",
             f"| parameters added | {len(p_add)} |", f"| parameters removed | {len(p_rm)} |",
             f"| parameters renamed (same position) | {len(renamed)} |",
             f"| defaults changed | {len(defaults)} |",
-            f"| parameters changed otherwise (kind, annotation, position) | {len(p_ch) - len(defaults)} |",
+            f"| parameters moved (position only: another one was inserted before) | {len(moved)} |",
+            f"| parameters changed otherwise (kind, annotation) | {len(p_ch) - len(defaults) - len(moved)} |",
             f"| functions / methods whose body changed | {len(bodies)} |"]
     flips = flipped_cells(engine, library, from_version, to_version)
     out += [f"| matrix cells that flipped | {len(flips)} |", ""]
@@ -321,6 +323,10 @@ def upgrade_report(engine: Engine, library: str, from_version: str, to_version: 
     out += [f"- `{d['qualname']}({d['param_name']})`" for d in p_add] or ["None."]
     out += ["", "## Parameters removed", ""]
     out += [f"- `{d['qualname']}({d['param_name']})`" for d in p_rm] or ["None."]
+    out += ["", "## Parameters changed (kind, annotation)", ""]
+    out += [f"- `{d['qualname']}({d['param_name']})`: " + "; ".join(
+        f"{k} {code(v[0])} → {code(v[1])}" for k, v in (d["detail"] or {}).items() if k in ("kind", "annotation"))
+        for d in p_ch if d not in defaults and d not in moved] or ["None."]
     out += ["", "## Bodies changed (same name; the code it runs differs)", ""]
     out += [f"- `{q}`" for q in bodies[:300]] or ["None."]
     if len(bodies) > 300:
