@@ -309,6 +309,11 @@ def test_site_release_pages(rel, sf, tmp_path):
     assert f"{SF_OLD} → {SF_NEW}" in page and "between 0 and 100" in page
     assert page.count("<tr><td>") >= sf["new"]["cells"]  # every cell of the subset, plus the flips
     assert "[statsforecast](statsforecast.md)" in (tmp_path / "releases" / "index.md").read_text(encoding="utf-8")
+    # the other pages show the release installed here, though 2.0.3 was scanned and probed after it
+    from fcast_assets.site.build import _registry_release_ids, matrix_rows
+
+    assert _registry_release_ids(rel["engine"])["statsforecast"][1] == SF_NEW
+    assert {r["version"] for r in matrix_rows(rel["engine"]) if r["library"] == "statsforecast"} == {SF_NEW}
 
 
 def test_report_text_from_the_database_stays_text(rel, sf):

@@ -107,7 +107,8 @@ def _legend() -> list[str]:
 # -------------------------------------------------------------------------------------------------- the matrix
 
 def matrix_rows(engine: Engine) -> list[dict[str, Any]]:
-    """The latest result of every cell of the newest probed release of each library."""
+    """The latest result of every cell of one release per library: the installed one when it was probed, else the
+    highest version probed."""
     from ..compat.probe import _LATEST_RESULTS
 
     with engine.connect() as conn:
@@ -117,12 +118,22 @@ def matrix_rows(engine: Engine) -> list[dict[str, Any]]:
             FROM compat_result c JOIN registry_release r ON r.release_id = c.release_id
             JOIN registry_library l ON l.library_id = r.library_id
             WHERE c.result_id IN {_LATEST_RESULTS} ORDER BY c.result_id""").columns(scenario_facts=JSONType)).all()
+    from ..registry.envs import installed_version
+    from ..registry.libraries import get_library
     from ..registry.store import version_key
 
-    newest: dict[str, Any] = {}  # the highest release (version order: releases are probed side by side)
+    # releases are probed side by side: the release installed here when it was probed, else the highest version
+    newest: dict[str, Any] = {}
     for r in rows:
         if r.library not in newest or version_key(r.version) > version_key(newest[r.library].version):
             newest[r.library] = r
+    for lib in newest:
+        try:
+            here = installed_version(get_library(lib).dist_name)
+        except KeyError:
+            here = None
+        mine = next((r for r in rows if r.library == lib and r.version == here), None)
+        newest[lib] = mine or newest[lib]
     return [dict(r._mapping) for r in rows if r.release_id == newest[r.library].release_id]
 
 
@@ -236,11 +247,14 @@ def write_matrix_pages(rows: list[dict[str, Any]], folder: Path) -> dict[str, An
 # ------------------------------------------------------------------------------------------------ the registry
 
 def _registry_release_ids(engine: Engine) -> dict[str, tuple[int, str]]:
+    """library -> (release_id, version) of the release the pages show: the one installed here when scanned, else
+    the highest version (releases are scanned side by side, in any order: registry.view.latest_release)."""
+    from ..registry.view import latest_release
+
     with engine.connect() as conn:
-        rows = conn.execute(text("""SELECT l.name, r.release_id, r.version FROM registry_release r
-                                    JOIN registry_library l ON l.library_id = r.library_id
-                                    ORDER BY r.release_id""")).all()
-    return {name: (rid, ver) for name, rid, ver in rows}  # the newest release of each library wins
+        names = conn.execute(text("""SELECT DISTINCT l.name FROM registry_release r
+                                     JOIN registry_library l ON l.library_id = r.library_id""")).scalars().all()
+    return {name: latest_release(engine, name) for name in sorted(names)}
 
 
 def _fmt_default(p: dict[str, Any]) -> str:
