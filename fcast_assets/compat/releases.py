@@ -19,7 +19,7 @@ from sqlalchemy import Engine, text
 from ..db import models as m
 from ..registry.envs import ReleaseEnv, ReleaseSpec, ensure_env, is_installed_release, parse_spec, run_in_env
 from ..registry.store import diff_releases, version_key
-from ..registry.view import latest_release
+from ..registry.view import installed_release, latest_release
 from .inenv import PREFIX
 
 Log = Callable[[str], None]
@@ -69,9 +69,7 @@ def probe_release(engine: Engine, spec: str | ReleaseSpec, *, models: list[str] 
     registry lacks it). ``carry_from``: re-run only the cells the registry diff from that release touches."""
     spec = parse_spec(spec) if isinstance(spec, str) else spec
     if spec.version is None:  # the release installed here, by its number (so it is scanned when missing)
-        from ..registry.envs import installed_version
-
-        spec = ReleaseSpec(spec.library, installed_version(spec.dist_name))
+        spec = ReleaseSpec(spec.library, installed_release(spec.library))
     env, info = _env_for(spec, rebuild, log)
     if spec.version is not None:
         try:

@@ -82,7 +82,8 @@ def parse_spec(text: str) -> ReleaseSpec:
     return ReleaseSpec(name, version)
 
 
-def installed_version(dist: str) -> str | None:
+def _dist_version(dist: str) -> str | None:
+    """The installed version of a distribution of the project's environment (the scanner's dependencies, torch)."""
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
@@ -91,7 +92,9 @@ def installed_version(dist: str) -> str | None:
 
 def is_installed_release(spec: ReleaseSpec) -> bool:
     """True when ``spec`` is the release in the project's own environment (no separate environment needed)."""
-    return spec.version is None or installed_version(spec.dist_name) == spec.version
+    from .view import installed_release
+
+    return spec.version is None or installed_release(spec.library) == spec.version
 
 
 def envs_root() -> Path:
@@ -128,13 +131,13 @@ def _requirements(spec: ReleaseSpec) -> tuple[list[str], list[str], list[str]]:
     dropped when the release cannot run with them (an old release capping pandas, say). Required: torch."""
     reqs = [f"{spec.dist_name}=={spec.version}"]
     for dep in (*SCANNER_DEPS, *get_library(spec.library).probe_requires):
-        v = installed_version(dep)
+        v = _dist_version(dep)
         if v is not None:
             reqs.append(f"{dep}=={v.split('+')[0]}")
     own = {spec.dist_name.lower(), "fcast"}
     prefer = sorted({f"{d.metadata['Name'].lower()}=={d.version}" for d in metadata.distributions()
                      if d.metadata["Name"] and d.metadata["Name"].lower() not in own})
-    required = [f"{d}=={installed_version(d)}" for d in CONSTRAINED if installed_version(d)]
+    required = [f"{d}=={_dist_version(d)}" for d in CONSTRAINED if _dist_version(d)]
     return reqs, prefer, required
 
 

@@ -5,7 +5,7 @@ read (plain dicts, JSON-able). Nothing here writes: the rule rows the validator 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Iterable
 
 from sqlalchemy import Engine, text
 
@@ -21,28 +21,39 @@ def _rows(conn, sql: str, **params) -> list[Any]:
     return conn.execute(text(sql).columns(**cols), params).all()
 
 
-def latest_release(engine: Engine, library: str, version: str | None = None) -> tuple[int, str]:
-    """The release the caller means: ``version`` when given; else the release installed in this interpreter when
-    it was scanned (releases are scanned side by side, so "the last scanned" may be another one), else the
-    highest version scanned."""
-    from .envs import installed_version
+def installed_release(library: str) -> str | None:
+    """The release of ``library`` installed in this interpreter, as the scanner records it (None: not installed,
+    or not a library of libraries.yaml)."""
     from .libraries import get_library
+    from .scanner import installed_version
+
+    try:
+        return installed_version(get_library(library))
+    except KeyError:
+        return None
+
+
+def preferred_version(library: str, versions: Iterable[str]) -> str | None:
+    """Of ``versions`` (releases of ``library`` scanned or probed side by side, in any order), the one a reader
+    means by default: the release installed here when it is among them, else the highest version."""
     from .store import version_key
 
+    versions = set(versions)
+    if not versions:
+        return None
+    here = installed_release(library)
+    return here if here in versions else max(versions, key=version_key)
+
+
+def latest_release(engine: Engine, library: str, version: str | None = None) -> tuple[int, str]:
+    """The release the caller means: ``version`` when given; else :func:`preferred_version` of the scanned ones
+    (releases are scanned side by side, so "the last scanned" may be another one)."""
     sql = """SELECT r.release_id, r.version FROM registry_release r JOIN registry_library l USING (library_id)
              WHERE l.name = :lib"""
     with engine.connect() as conn:
         rows = conn.execute(text(sql), {"lib": library}).all()
-    if version is None:
-        try:
-            version = installed_version(get_library(library).dist_name)
-        except KeyError:
-            version = None
-        here = [r for r in rows if r.version == version]
-        rows = here or sorted(rows, key=lambda r: version_key(r.version))[-1:]
-        version = None
-    else:
-        rows = [r for r in rows if r.version == version]
+    want = version or preferred_version(library, (r.version for r in rows))
+    rows = [r for r in rows if r.version == want]
     if not rows:
         raise RegistryMissingError(
             f"no registry release of {library!r}{' ' + version if version else ''}: "

@@ -118,23 +118,13 @@ def matrix_rows(engine: Engine) -> list[dict[str, Any]]:
             FROM compat_result c JOIN registry_release r ON r.release_id = c.release_id
             JOIN registry_library l ON l.library_id = r.library_id
             WHERE c.result_id IN {_LATEST_RESULTS} ORDER BY c.result_id""").columns(scenario_facts=JSONType)).all()
-    from ..registry.envs import installed_version
-    from ..registry.libraries import get_library
-    from ..registry.store import version_key
+    from ..registry.view import preferred_version
 
-    # releases are probed side by side: the release installed here when it was probed, else the highest version
-    newest: dict[str, Any] = {}
+    versions: dict[str, set[str]] = {}
     for r in rows:
-        if r.library not in newest or version_key(r.version) > version_key(newest[r.library].version):
-            newest[r.library] = r
-    for lib in newest:
-        try:
-            here = installed_version(get_library(lib).dist_name)
-        except KeyError:
-            here = None
-        mine = next((r for r in rows if r.library == lib and r.version == here), None)
-        newest[lib] = mine or newest[lib]
-    return [dict(r._mapping) for r in rows if r.release_id == newest[r.library].release_id]
+        versions.setdefault(r.library, set()).add(r.version)
+    shown = {lib: preferred_version(lib, vs) for lib, vs in versions.items()}
+    return [dict(r._mapping) for r in rows if r.version == shown[r.library]]
 
 
 def _cell(r: dict[str, Any]) -> str:
