@@ -25,6 +25,8 @@ from .conftest import _fresh_pg_database
 
 SF_OLD, SF_NEW = "2.0.3", "2.1.1"
 NF_OLD, NF_NEW = "3.2.2", "3.3.0"
+NF_OLDEST = "3.1.9"  # caps pytorch-lightning below the project's 2.6
+ML_OLD, ML_NEW = "1.0.31", "1.1.0"
 
 
 @pytest.fixture(scope="module")
@@ -185,6 +187,27 @@ def test_side_by_side_matrices_and_flips(rel, sf):
     row = ranges[(ranges["model"] == "Naive") & (ranges["method"] == "StatsForecast.forecast")
                  & (ranges["param"] == "level") & (ranges["value_label"] == "[0]")].iloc[0]
     assert (row[SF_OLD], row[SF_NEW], row["runs_in"], row["errors_in"]) == ("ok", "error", SF_OLD, SF_NEW)
+    _assert_sql_ranges_agree(rel["engine"], "statsforecast", ranges)
+
+
+def _assert_sql_ranges_agree(eng, library: str, ranges) -> None:
+    """The SQL views (compat_version_status / compat_version_ranges) give the same status per release and cell as
+    the Python view, and the [0] level cell of Naive ran in the older release and errors in the newer."""
+    import pandas as pd
+
+    st = pd.read_sql(text("SELECT * FROM compat_version_status WHERE library = :l"), eng, params={"l": library})
+    st["model"] = st["model"].str.rsplit(".", n=1).str[-1]
+    wide = st.pivot_table(index=["model", "method", "param", "value_label", "scenario"], columns="version",
+                          values="status", aggfunc="last").reset_index()
+    both = ranges.merge(wide, on=["model", "method", "param", "value_label", "scenario"], suffixes=("_py", "_sql"))
+    assert len(both) == len(ranges) == len(wide)
+    for v in (SF_OLD, SF_NEW):
+        assert (both[f"{v}_py"] == both[f"{v}_sql"]).all()
+    rows = pd.read_sql(text("SELECT * FROM compat_version_ranges WHERE library = :l AND method = "
+                            "'StatsForecast.forecast' AND param = 'level' AND value_label = '[0]'"),
+                       eng, params={"l": library})
+    naive = rows[rows["model"].str.endswith(".Naive")].iloc[0]
+    assert (naive["ran_in"], naive["errored_in"], naive["absent_in"]) == (SF_OLD, SF_NEW, None)
 
 
 def test_body_change_behind_same_signature_is_reprobed(rel, sf):
@@ -272,6 +295,13 @@ def test_scan_in_release_env_on_postgresql(rel, monkeypatch):
     assert s["version"] == SF_OLD and s["status"] == "created"
     with eng.connect() as c:
         assert c.execute(text("SELECT version FROM registry_release")).scalars().all() == [SF_OLD]
+    # both releases' matrices (one model) in PostgreSQL; the version-range views are the same SQL there
+    from fcast_assets.compat.releases import probe_release, version_ranges
+
+    kw = dict(models=["Naive"], families=["sf_edges"])
+    probe_release(eng, f"statsforecast=={SF_OLD}", **kw)
+    probe_release(eng, "statsforecast", **kw)
+    _assert_sql_ranges_agree(eng, "statsforecast", version_ranges(eng, "statsforecast"))
     eng.dispose()
 
 
@@ -297,6 +327,71 @@ def test_neuralforecast_release_side_by_side(rel):
     assert {NF_OLD, NF_NEW} <= set(ranges.columns) and (ranges[NF_OLD] != "absent").all()
     env = json.loads(torch_v) if isinstance(torch_v, str) else torch_v
     assert "cpu" in str(env.get("torch", "cpu")), "the release environment must not pull the CUDA build of torch"
+
+
+def test_conflicting_pins_are_the_ones_uv_names():
+    """uv's resolver explanation names the pin that conflicts; that pin only is released (names compared the way
+    PEP 503 normalises them), and a pin of the same package at another version, or a package merely mentioned
+    without a version, is not."""
+    from fcast_assets.registry.envs import conflicting_pins
+
+    err = ("  × No solution found when resolving dependencies:\n  ╰─▶ Because neuralforecast==3.1.9 depends on "
+           "pytorch-lightning>=2.0.0,<2.6.0 and pytorch-lightning==2.6.6, we can conclude that neuralforecast==3.1.9"
+           " cannot be used.\n      And because you require neuralforecast==3.1.9, we can conclude that your "
+           "requirements are unsatisfiable.")
+    pins = ["pandas==2.3.3", "pytorch_lightning==2.6.6", "torch==2.13.0", "pytorch-lightning-bolts==0.3.0"]
+    assert conflicting_pins(err, pins) == ["pytorch_lightning==2.6.6"]
+    assert conflicting_pins(err.replace("2.6.6", "2.6.5"), pins) == []
+    assert conflicting_pins("error: failed to fetch https://pypi.org/simple/pandas/", pins) == []
+
+
+def test_neuralforecast_three_releases(rel):
+    """neuralforecast 3.1.9 caps pytorch-lightning below the project's 2.6: its environment releases that one pin
+    only (pandas, numpy stay at the project's versions, so a flip comes from the library) and runs the same cells;
+    the version ranges list the three releases in release order."""
+    from importlib.metadata import version
+
+    from fcast_assets.compat.releases import probe_release, version_ranges
+    from fcast_assets.registry.envs import ensure_env, parse_spec
+
+    eng = rel["engine"]
+    env = ensure_env(parse_spec(f"neuralforecast=={NF_OLDEST}"))
+    for dist in ("pandas", "numpy", "torch"):
+        assert env.packages[dist] == version(dist), dist
+    assert env.packages["pytorch-lightning"] < "2.6" <= version("pytorch-lightning")
+    cons = (env.folder / "fcast-constraints.txt").read_text(encoding="utf-8")
+    assert f"# released (the release needs another version): pytorch-lightning=={version('pytorch-lightning')}" in cons
+    assert f"pandas=={version('pandas')}" in cons.splitlines()
+    r = probe_release(eng, f"neuralforecast=={NF_OLDEST}", models=["MLP"], families=["h"])
+    assert r["version"] == NF_OLDEST and r["counts"].get("ok", 0) > 0
+    ranges = version_ranges(eng, "neuralforecast")
+    assert [c for c in ranges.columns if c[0].isdigit()] == [NF_OLDEST, NF_OLD, NF_NEW]
+    h1 = ranges[(ranges["model"] == "MLP") & (ranges["param"] == "h") & (ranges["value_label"] == "2 (= h)")]
+    assert not h1.empty and (h1["runs_in"] == f"{NF_OLDEST}–{NF_NEW}").all()
+
+
+def test_mlforecast_release_side_by_side(rel, tmp_path):
+    """mlforecast 1.0.31 in its own environment and 1.1.0 here, the whole matrix: predict without X_df when the
+    exogenous columns are in df raised KeyError in 1.0.31 and a ValueError that says so in 1.1.0; the diff-driven
+    re-probe of 1.1.0 misses nothing."""
+    from fcast_assets.compat.releases import carry_misses, flipped_cells, probe_release, upgrade_report
+
+    eng = rel["engine"]
+    old = probe_release(eng, f"mlforecast=={ML_OLD}")
+    new = probe_release(eng, "mlforecast")
+    assert (old["version"], new["version"]) == (ML_OLD, ML_NEW) and old["cells"] == new["cells"] > 50
+    flips = flipped_cells(eng, "mlforecast", ML_OLD, ML_NEW)
+    x = flips[(flips["method"] == "MLForecast.predict") & (flips["param"] == "X_df")]
+    assert len(x) >= 1 and set(x["exception_type_from"]) == {"KeyError"} and set(x["exception_type_to"]) == {
+        "ValueError"}
+    assert x["message_to"].str.contains("X_df is required").all()
+    # a look-alike that must not flip: h=1 runs in both
+    assert flips[(flips["param"] == "h") & (flips["value_label"] == "1")].empty
+    c = probe_release(eng, "mlforecast", carry_from=ML_OLD)
+    assert c["carried"] + c["ran"] == c["cells"] and carry_misses(eng, "mlforecast", ML_NEW,
+                                                                 compat_run_id=c["compat_run_id"]).empty
+    md = upgrade_report(eng, "mlforecast", ML_OLD, ML_NEW)
+    assert "X_df is required" in md and "## Cells that flipped" in md
 
 
 def test_site_release_pages(rel, sf, tmp_path):

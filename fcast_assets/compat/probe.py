@@ -401,6 +401,67 @@ _LATEST_RESULTS = """(SELECT MAX(result_id) FROM compat_result
                       GROUP BY release_id, model, method, param, scenario, value_label)"""
 
 
+def carried_from_sql(dialect: str, col: str = "c.context") -> str:
+    """SQL: the release a carried row was carried from (``context.carried_from.version``), NULL for a row that ran."""
+    if dialect == "postgresql":
+        return f"(({col})::jsonb -> 'carried_from' ->> 'version')"
+    return f"json_extract({col}, '$.carried_from.version')"
+
+
+def _list_sql(dialect: str, col: str) -> str:
+    """SQL aggregate: the values of ``col`` joined with ', ' (in the order of the rows fed in, sorted there)."""
+    return f"string_agg({col}, ', ' ORDER BY {col})" if dialect == "postgresql" else f"group_concat({col}, ', ')"
+
+
+def create_release_views(engine: Engine) -> None:
+    """Version ranges in SQL, for every library probed in several releases (#20):
+
+    - ``compat_version_status``: one row per (library, version, model, method, param, value, scenario) for every
+      release of the library that has a matrix, with that release's outcome (``absent`` when its matrix has no such
+      cell), the result_id, and ``carried_from`` for a cell carried over by a diff-driven re-probe. The outcome is
+      the newest row of the release, a row that ran winning over one carried into it.
+    - ``compat_version_ranges``: per (library, model, method, param, value, scenario), the releases where it ran
+      (``ran_in``), errored or was suspect (``errored_in``), and was absent (``absent_in``).
+
+    Releases are listed in text order here; ``compat.releases.version_ranges`` gives contiguous ranges in release
+    (PEP 440) order from the same rows."""
+    d = engine.dialect.name
+    carried = carried_from_sql(d)
+    key = "model, method, param, value_label, scenario"
+    with engine.begin() as conn:
+        conn.execute(text("DROP VIEW IF EXISTS compat_version_ranges"))
+        conn.execute(text("DROP VIEW IF EXISTS compat_version_status"))
+        conn.execute(text(f"""
+            CREATE VIEW compat_version_status AS
+            WITH ranked AS (
+                SELECT c.result_id, c.release_id, c.model, c.method, c.param, c.value_label, c.scenario, c.status,
+                       c.exception_type, c.message, {carried} AS carried_from,
+                       ROW_NUMBER() OVER (PARTITION BY c.release_id, c.model, c.method, c.param, c.value_label,
+                                                       c.scenario
+                                          ORDER BY CASE WHEN {carried} IS NULL THEN 1 ELSE 0 END DESC,
+                                                   c.result_id DESC) AS rn
+                FROM compat_result c),
+            latest AS (SELECT * FROM ranked WHERE rn = 1),
+            probed AS (SELECT r.library_id, r.release_id, r.version FROM registry_release r
+                       WHERE EXISTS (SELECT 1 FROM compat_result c WHERE c.release_id = r.release_id)),
+            cells AS (SELECT DISTINCT p.library_id, l.model, l.method, l.param, l.value_label, l.scenario
+                      FROM latest l JOIN probed p ON p.release_id = l.release_id)
+            SELECT lib.name AS library, p.version, k.model, k.method, k.param, k.value_label, k.scenario,
+                   COALESCE(l.status, 'absent') AS status, l.exception_type, l.message, l.result_id, l.carried_from
+            FROM cells k JOIN probed p ON p.library_id = k.library_id
+            JOIN registry_library lib ON lib.library_id = k.library_id
+            LEFT JOIN latest l ON l.release_id = p.release_id AND l.model = k.model AND l.method = k.method
+                 AND l.param = k.param AND l.value_label = k.value_label AND l.scenario = k.scenario"""))
+        conn.execute(text(f"""
+            CREATE VIEW compat_version_ranges AS
+            SELECT library, {key},
+                   {_list_sql(d, "CASE WHEN status = 'ok' THEN version END")} AS ran_in,
+                   {_list_sql(d, "CASE WHEN status IN ('error', 'suspect') THEN version END")} AS errored_in,
+                   {_list_sql(d, "CASE WHEN status = 'absent' THEN version END")} AS absent_in
+            FROM (SELECT * FROM compat_version_status ORDER BY version) s
+            GROUP BY library, {key}"""))
+
+
 def create_views(engine: Engine) -> list[str]:
     """One pivot view per (method, param) in the latest run of each release: model × value → status, exception
     type and the first ``MESSAGE_CHARS`` characters of the message (``error ValueError: level must be …``); and
@@ -435,4 +496,5 @@ def create_views(engine: Engine) -> list[str]:
                 WHERE result_id IN {_LATEST_RESULTS} AND method = '{method}' AND param = '{param}'
                 GROUP BY release_id, model, scenario"""))
             names.append(name)
+    create_release_views(engine)
     return names

@@ -155,23 +155,26 @@ def previous_listed(spec: ReleaseSpec, specs: list[ReleaseSpec]) -> ReleaseSpec 
 
 # ------------------------------------------------------------------------------------------------ reading
 def _latest_results(engine: Engine, library: str) -> pd.DataFrame:
-    """The latest outcome of every cell in every release of ``library`` (one row per release × cell)."""
+    """The latest outcome of every cell in every release of ``library`` (one row per release × cell that ran or was
+    carried there): the rows of the SQL view ``compat_version_status`` (a row that ran wins over one carried into the
+    release), model by class name so that a class moved between modules stays one cell."""
+    from sqlalchemy import inspect
+
+    from .probe import create_release_views
+
+    if "compat_version_status" not in inspect(engine).get_view_names():  # a database probed before the view
+        create_release_views(engine)
     with engine.connect() as conn:
         rows = conn.execute(text("""
-            SELECT c.result_id, r.version, c.model, c.method, c.param, c.value_label, c.scenario, c.status,
-                   c.exception_type, c.message, c.context
-            FROM compat_result c JOIN registry_release r ON r.release_id = c.release_id
-            JOIN registry_library l ON l.library_id = r.library_id
-            WHERE l.name = :lib ORDER BY c.result_id""").columns(context=m.JSONType), {"lib": library}).all()
+            SELECT result_id, version, model, method, param, value_label, scenario, status, exception_type, message,
+                   carried_from
+            FROM compat_version_status WHERE library = :lib AND status <> 'absent' ORDER BY result_id"""),
+            {"lib": library}).all()
     df = pd.DataFrame([dict(r._mapping) for r in rows])
     if df.empty:
         return df
     df["model"] = df["model"].str.rsplit(".", n=1).str[-1]
-    df["carried_from"] = [((c or {}).get("carried_from") or {}).get("version") for c in df.pop("context")]
-    # an outcome that ran in the release wins over one carried into it, whichever came later
-    df["_ran"] = df["carried_from"].isna()
-    df = df.sort_values(["_ran", "result_id"], kind="stable").drop(columns="_ran")
-    return df.drop_duplicates(["version", *KEY], keep="last").sort_values("result_id")
+    return df.drop_duplicates(["version", *KEY], keep="last")
 
 
 def versions_of(engine: Engine, library: str) -> list[str]:

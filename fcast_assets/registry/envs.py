@@ -14,8 +14,10 @@ project's source on ``PYTHONPATH``, write into the same tables, tagged with that
   ``PIP_FIND_LINKS`` when it lies there; the registry's default build is CUDA, several GB); the scanner's own
   dependencies (griffe, SQLAlchemy, SQLModel, …) are pinned to the project's versions so that two releases are
   scanned by the same scanner; every other package the release pulls in is kept at the project's version when
-  the release allows it (so a flipped cell comes from the library, not from a newer pandas), else the release's
-  own resolution is used. ``fcast-constraints.txt`` in the environment says which.
+  the release allows it (so a flipped cell comes from the library, not from a newer pandas). When the release
+  cannot hold one of them (neuralforecast 3.1.9 caps pytorch-lightning below the project's 2.6), only the pins
+  uv's resolver names in the conflict are released, one round at a time; the release's own resolution is the
+  last resort. ``fcast-constraints.txt`` in the environment lists the pins kept and the ones released.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ SCANNER_DEPS = ("griffe", "sqlalchemy", "sqlmodel", "pydantic", "pyyaml", "psuti
 #: packages whose release the environment keeps equal to the project's (constraints: installed only if needed).
 CONSTRAINED = ("torch",)
 MARKER = "fcast-env.json"
+#: how many rounds of releasing the pins uv names in a conflict before the release's own resolution is used.
+MAX_RELAX = 6
 
 
 class ReleaseSpecError(ValueError):
@@ -213,13 +217,28 @@ def _build(spec: ReleaseSpec, tmp: Path, log) -> None:
     try:
         p = run([*uv, "venv", "-q", "--python", sys.executable, str(tmp)])
         if p.returncode == 0:
-            for cons in (prefer + required, required):  # the project's versions first, the release's own next
+            # the project's versions first; a pin uv names in a conflict is released (that one only), up to
+            # MAX_RELAX times; the release's own resolution last
+            kept, released = list(prefer), []
+            for attempt in range(MAX_RELAX + 2):
+                cons = kept + required if attempt <= MAX_RELAX else required
                 cfile.write_text("\n".join(cons) + "\n", encoding="utf-8")
                 p = run([*uv, "pip", "install", "-q", "--python", str(env_python(tmp)), *reqs,
                          *(["--find-links", links] if links else []), "--constraint", str(cfile)])
                 if p.returncode == 0:
-                    (tmp / "fcast-constraints.txt").write_text(cfile.read_text(encoding="utf-8"), encoding="utf-8")
+                    note = [f"# released (the release needs another version): {r}" for r in released]
+                    if attempt > MAX_RELAX:
+                        note = ["# the project's versions could not be kept: the release's own resolution"]
+                    (tmp / "fcast-constraints.txt").write_text("\n".join([*note, *cons]) + "\n", encoding="utf-8")
                     break
+                if attempt > MAX_RELAX:
+                    break
+                named = conflicting_pins(p.stderr or p.stdout, kept)
+                if not named:
+                    kept = []  # uv named none of them: go straight to the release's own resolution
+                    continue
+                released += named
+                kept = [c for c in kept if c not in named]
         if p.returncode != 0:
             lines = [x for x in (p.stderr or p.stdout).splitlines() if x.strip()]
             why = " / ".join(x.strip() for x in lines[-3:]) if lines else f"exit {p.returncode}"
@@ -229,6 +248,25 @@ def _build(spec: ReleaseSpec, tmp: Path, log) -> None:
         raise
     finally:
         cfile.unlink(missing_ok=True)
+
+
+def conflicting_pins(uv_error: str, pins: list[str]) -> list[str]:
+    """The pins of ``pins`` (``name==version``) that uv's resolver error names as part of the conflict.
+
+    uv spells a pinned requirement ``name==version`` in its explanation ("... depends on pytorch-lightning<2.6.0
+    and pytorch-lightning==2.6.6, we can conclude ..."); a pin is named when that exact text appears, with names
+    compared the way PEP 503 normalises them."""
+    def norm(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    said = {(norm(m.group(1)), m.group(2)) for m in re.finditer(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s,;]+?)[,.;]?(?=\s|$)",
+                                                               uv_error)}
+    out = []
+    for pin in pins:
+        name, _, version = pin.partition("==")
+        if (norm(name), version) in said:
+            out.append(pin)
+    return out
 
 
 def source_path() -> Path:
