@@ -12,7 +12,7 @@ One fresh SQLite database per release pair (reports/releases_bench_<library>_<fr
 3. ``full_old`` / ``full_new``: the matrix (or the --model / --family subset) of each release, every cell run;
 4. ``diff_new``: the newer release again, diff-driven from the older (only the cells the registry diff touches
    run, the rest carried over): cells run vs carried, seconds, ``saved_seconds`` against ``full_new``, and
-   ``misses``: carried cells whose outcome differs from the full run's (what a signature diff cannot see).
+   ``misses``: carried cells whose outcome differs from the full run's (what the diff of signatures and bodies, helpers included, cannot see).
 
 Results go into reports/releases_bench.json (one entry per release pair, merged); ``--docs`` writes the upgrade report
 from the full runs to docs/upgrades/<library>-<from>-to-<to>.md.
@@ -47,9 +47,9 @@ def main() -> int:
                     "releases and run only the diff-driven re-probe again (after a change to the diff rules)")
     args = ap.parse_args()
 
-    db = ROOT / "reports" / f"releases_bench_{args.library}_{args.old}_{args.new}.db"
+    db = ROOT / "reports" / f"releases_bench_{args.library}_{args.old}_{args.new}{'_subset' if args.model else ''}.db"
     path = ROOT / "reports" / "releases_bench.json"
-    key = f"{args.library} {args.old}->{args.new}"
+    key = f"{args.library} {args.old}->{args.new}" + (f" [{','.join(args.model)}]" if args.model else "")
     if not args.diff_only:
         db.unlink(missing_ok=True)
     os.environ["FCAST_DB_URL"] = f"sqlite:///{db}"
@@ -86,10 +86,11 @@ def main() -> int:
     kw = dict(models=args.model or None, families=args.family or None, workers=args.workers,
               cell_timeout=args.timeout)
 
-    def probe(spec, key, **extra):
+    def probe(spec, step, **extra):
         r = probe_release(eng, spec, **kw, **extra)
-        out[key] = {k: r[k] for k in ("cells", "counts", "ran", "carried", "seconds")}
-        print(key, out[key], flush=True)
+        out[step] = {k: r[k] for k in ("cells", "counts", "ran", "carried", "seconds")}
+        print(step, out[step], flush=True)
+        _save(path, key, out)  # a long run killed later keeps its full runs (--diff-only picks them up)
 
     probe(old, "full_old")
     probe(new, "full_new")
@@ -120,11 +121,17 @@ def _diff(args, eng, new, kw, out, path, key, db) -> int:
         first, rest = md.split("\n", 1)
         doc.write_text(first + "\n\n" + scope + "\n" + rest, encoding="utf-8")
         out["report"] = str(doc.relative_to(ROOT))
-    allr = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    allr[key] = out
-    path.write_text(json.dumps(allr, indent=1) + "\n", encoding="utf-8")
+    _save(path, key, out)
     print(json.dumps(out, indent=1))
     return 0
+
+
+def _save(path: Path, key: str, out: dict) -> None:
+    allr = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    allr[key] = out
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(allr, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
 
 
 if __name__ == "__main__":

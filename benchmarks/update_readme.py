@@ -145,6 +145,8 @@ def releases_table(figs: dict) -> str:
              "diff-driven: ran / carried | diff-driven s | saved s | misses |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for key, f in sorted(figs.items()):
+        if "diff_new" not in f:  # a run still going (or killed before its diff-driven step)
+            continue
         scope = "all" if f.get("models") == "all" and f.get("families") == "all" else \
             f"models {', '.join(f['models']) if isinstance(f['models'], list) else 'all'}; families " \
             f"{', '.join(f['families']) if isinstance(f['families'], list) else 'all'}"
@@ -155,7 +157,7 @@ def releases_table(figs: dict) -> str:
                      f"{d['seconds']} | {d['saved_seconds']} | {d['misses']} |")
     lines.append("")
     lines.append("*misses*: carried cells whose outcome differs from the full run of the same release (a change "
-                 "reached only through a helper, which the diff of signatures and bodies cannot see). *carried* is 0 "
+                 "reached another way than the diff follows: a method of another object, a C extension, a dependency). *carried* is 0 "
                  "where every cell goes through a method whose body changed (statsforecast 2.1.1's StatsForecast."
                  "forecast / predict, mlforecast 1.1.0's MLForecast methods): the diff re-runs them all.")
     return "\n".join(lines) + "\n"

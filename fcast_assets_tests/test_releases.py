@@ -253,7 +253,9 @@ def test_diff_driven_reprobe_carries_untouched_cells(rel):
     marked = [x["carried_from"] for x in ctx if x.get("carried_from")]
     assert len(marked) == c["carried"] and {m["version"] for m in marked} == {"0.2.10"}
     misses = carry_misses(eng, "utilsforecast", c["version"])
-    assert len(misses) <= 0.05 * c["carried"], misses[["model", "value_label"]].to_string()
+    # time_features changed only inside its helpers (_add_time_features, _compute_time_feature): the digest
+    # follows them, so its cells run again and nothing is missed
+    assert misses.empty, misses[["model", "value_label"]].to_string()
 
 
 def test_upgrade_report_and_rerun_in_its_own_env(rel, sf, tmp_path):

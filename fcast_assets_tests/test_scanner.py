@@ -244,3 +244,36 @@ def test_source_lines_match_inspect(tmp_path, monkeypatch):
     for obj in objs:
         assert _lineno(obj) == inspect.getsourcelines(obj)[1], obj
     assert _lineno(mod.Decorated) == 12 and _lineno(mod.Fake) == 49  # the decorator's line; not the docstring's
+
+
+def _module(name: str, src: str):
+    import types
+
+    mod = types.ModuleType(name)
+    exec(compile(src, f"<{name}>", "exec"), mod.__dict__)  # noqa: S102 - the test's own source text
+    return mod
+
+
+def test_code_digest_follows_helpers_of_the_same_package():
+    """A function whose own body is unchanged but whose module-level helper changed gets another digest (what the
+    diff-driven re-probe needs to re-run its cells); a helper only re-documented or moved keeps it, a function of
+    another package is not followed, and helpers calling each other terminate."""
+    from fcast_assets.registry.scanner import _helpers, code_digest
+
+    base = "def _h(x):\n    return _g(x) + 1\n\ndef _g(x):\n    return _h(x) if x < 0 else x\n\n" \
+           "def f(x):\n    return _h(x) * 2\n"
+    v1 = _module("digpkg.core", base)
+    v2 = _module("digpkg.core", base.replace("+ 1", "+ 2"))
+    v3 = _module("digpkg.core", "\n\n" + base.replace("def _h(x):\n", "def _h(x):\n    \"\"\"Documented.\"\"\"\n"))
+    assert {h.__name__ for h in _helpers(v1.f)} == {"_h", "_g"}
+    assert code_digest(v1.f) != code_digest(v2.f), "a changed helper changes the caller's digest"
+    assert code_digest(v1.f) == code_digest(v3.f), "a re-documented, moved helper does not"
+    other = _module("otherpkg.util", "def _h(x):\n    return x + 99\n")
+    v4 = _module("digpkg.core", base)
+    v4._h = other._h  # the same name bound to another package's function: not followed
+    assert [h.__name__ for h in _helpers(v4.f)] == []
+    # through a module of the same package bound to a global name: `core._h(x)`
+    caller = _module("digpkg.api", "def g(x):\n    return core._h(x)\n")
+    caller.core = v2
+    assert {h.__name__ for h in _helpers(caller.g)} == {"_h", "_g"}
+    assert code_digest(caller.g) != code_digest(_module("digpkg.api", "def g(x):\n    return core._h(x)\n").g)

@@ -209,10 +209,10 @@ def _cell_touched(cell: Cell, group: Group, diff: dict[str, set[str]], drivers: 
       driver class's methods its steps call (``drivers``: the classes of the run's methods, e.g. StatsForecast);
     - a class its value or setup names (a loss, a scaler...) whose constructor changed, or that was added / removed.
 
-    Changed means a signature or a body (:func:`fcast_assets.registry.scanner.code_digest`). A behaviour change in
-    code reached only through another function (a helper whose body changed while its callers did not) is caught
-    only by a full re-run (``carry_from=None``), which stays available; ``compat.releases.carry_misses`` measures
-    what a diff-driven run missed."""
+    Changed means a signature or a body (:func:`fcast_assets.registry.scanner.code_digest`, which includes the
+    module-level helpers of the same package a function calls by name). A behaviour change reached another way (a
+    method of another object, a C extension, a dependency) is caught only by a full re-run (``carry_from=None``),
+    which stays available; ``compat.releases.carry_misses`` measures what a diff-driven run missed."""
     ops = _ops(cell, group)
     own = cell.method.rsplit(".", 1)[0] if "." in cell.method else ""
     calls = {f".{d}.{op}" for d in drivers | {own} for op in ops}

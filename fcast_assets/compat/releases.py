@@ -287,7 +287,7 @@ def upgrade_report(engine: Engine, library: str, from_version: str, to_version: 
             f"| defaults changed | {len(defaults)} |",
             f"| parameters moved (position only: another one was inserted before) | {len(moved)} |",
             f"| parameters changed otherwise (kind, annotation) | {len(p_ch) - len(defaults) - len(moved)} |",
-            f"| functions / methods whose body changed | {len(bodies)} |"]
+            f"| functions / methods whose code changed (body, or a helper it calls) | {len(bodies)} |"]
     flips = flipped_cells(engine, library, from_version, to_version)
     out += [f"| matrix cells that flipped | {len(flips)} |", ""]
 
@@ -328,7 +328,7 @@ def upgrade_report(engine: Engine, library: str, from_version: str, to_version: 
     out += [f"- `{d['qualname']}({d['param_name']})`: " + "; ".join(
         f"{k} {code(v[0])} → {code(v[1])}" for k, v in (d["detail"] or {}).items() if k in ("kind", "annotation"))
         for d in p_ch if d not in defaults and d not in moved] or ["None."]
-    out += ["", "## Bodies changed (same name; the code it runs differs)", ""]
+    out += ["", "## Bodies changed (same name; the code it runs differs: its body or a module-level helper it calls)", ""]
     out += [f"- `{q}`" for q in bodies[:300]] or ["None."]
     if len(bodies) > 300:
         out.append(f"- … and {len(bodies) - 300} more")

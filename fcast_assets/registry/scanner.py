@@ -99,29 +99,90 @@ def _code_parts(code: Any, doc: Any, out: list) -> None:
     for c in code.co_consts:
         if hasattr(c, "co_code"):
             _code_parts(c, None, out)
-        elif c is not doc or doc is None:
-            out.append(repr(c))
+        else:  # a docstring counts as the None a function without one holds there
+            out.append(repr(None if doc is not None and c is doc else c))
+
+
+def _function_of(obj: Any) -> Any:
+    try:
+        fn = inspect.unwrap(obj)
+    except ValueError:
+        fn = obj
+    return getattr(fn, "__func__", fn)
+
+
+def _own_digest(fn: Any) -> str | None:
+    import hashlib
+
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return None
+    parts: list = []
+    _code_parts(code, getattr(fn, "__doc__", None), parts)
+    return hashlib.sha1(repr(parts).encode("utf-8", "replace")).hexdigest()[:16]
+
+
+def _global_names(code: Any) -> set[str]:
+    names = set(code.co_names)
+    for c in code.co_consts:
+        if hasattr(c, "co_code"):
+            names |= _global_names(c)
+    return names
+
+
+#: how far the digest follows module-level helpers (a helper of a helper of ...), and how many it reads at most.
+HELPER_DEPTH, HELPER_MAX = 4, 64
+
+
+def _helpers(fn: Any) -> list[Any]:
+    """The plain functions of the same top-level package that ``fn`` reaches by global name (``helper(...)``, or
+    ``utils.helper(...)`` through a module of the package), directly or through other such helpers (breadth first,
+    at most HELPER_DEPTH levels and HELPER_MAX functions). Methods reached through ``self`` are not followed here:
+    the re-probe treats a class's private methods as its own."""
+    root = (getattr(fn, "__module__", None) or "").split(".")[0]
+    seen, out, level = {id(fn)}, [], [fn]
+    for _ in range(HELPER_DEPTH):
+        nxt = []
+        for f in level:
+            code, glb = getattr(f, "__code__", None), getattr(f, "__globals__", None)
+            if code is None or glb is None:
+                continue
+            names = sorted(_global_names(code))
+            found = [glb.get(n) for n in names]
+            # `utils.helper(...)`: a module of the package bound to a global, and a name used as its attribute
+            found += [getattr(g, n, None) for g in found if inspect.ismodule(g)
+                      and g.__name__.split(".")[0] == root for n in names]
+            for g in found:
+                if (inspect.isfunction(g) and id(g) not in seen
+                        and (getattr(g, "__module__", None) or "").split(".")[0] == root):
+                    seen.add(id(g))
+                    nxt.append(g)
+                    out.append(g)
+                    if len(out) >= HELPER_MAX:
+                        return out
+        level = nxt
+    return out
 
 
 def code_digest(obj: Any) -> str | None:
     """A digest of what a function or method runs: its bytecode, the names it uses and its constants (nested
     functions and comprehensions included), without its docstring, file or line numbers — so a release that only
-    moves or re-documents a function keeps its digest, and one that changes the body gets another. None for
-    objects without Python bytecode (builtins, C extensions). Same interpreter only (bytecode is per version)."""
+    moves or re-documents a function keeps its digest, and one that changes the body gets another. The module-level
+    functions of the same package it calls by name (and theirs, see :func:`_helpers`) are part of it: a release
+    that changes only a private helper (utilsforecast's ``time_features`` through ``_assign_time_features``)
+    changes the digest of every function that reaches it. None for objects without Python bytecode (builtins,
+    C extensions). Same interpreter only (bytecode is per version)."""
     import hashlib
 
-    try:
-        fn = inspect.unwrap(obj)
-    except ValueError:
-        fn = obj
-    fn = getattr(fn, "__func__", fn)
-    code = getattr(fn, "__code__", None)
-    if code is None:
+    fn = _function_of(obj)
+    own = _own_digest(fn)
+    if own is None:
         return None
-    parts: list = []
-    doc = getattr(fn, "__doc__", None)
-    _code_parts(code, doc, parts)
-    return hashlib.sha1(repr(parts).encode("utf-8", "replace")).hexdigest()[:16]
+    helpers = _helpers(fn)
+    if not helpers:
+        return own
+    deep = sorted((f"{h.__module__}.{h.__qualname__}", _own_digest(h) or "") for h in helpers)
+    return hashlib.sha1(repr((own, deep)).encode("utf-8", "replace")).hexdigest()[:16]
 
 
 @dataclass
