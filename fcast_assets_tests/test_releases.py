@@ -331,6 +331,48 @@ def test_neuralforecast_release_side_by_side(rel):
     assert "cpu" in str(env.get("torch", "cpu")), "the release environment must not pull the CUDA build of torch"
 
 
+def _runs(proc: psutil.Process, what: str) -> bool:
+    try:
+        return what in " ".join(proc.cmdline())
+    except psutil.Error:  # gone between the listing and the look
+        return False
+
+
+def test_parent_killed_takes_the_release_process_with_it(rel):
+    """An fcast process killed (SIGKILL, no clean-up) while a release environment's process runs its matrix:
+    that process and its probes end too instead of running cells for nobody, and the next run of the same release
+    is not blocked (the unfinished compat run is recognised as abandoned)."""
+    from fcast_assets.compat.releases import probe_release, scan_release
+
+    scan_release(rel["engine"], f"neuralforecast=={NF_OLD}")  # unchanged when the earlier test scanned it
+    code = ("import sys; from fcast_assets.registry.envs import ensure_env, parse_spec, run_in_env; "
+            f"e = ensure_env(parse_spec('neuralforecast=={NF_OLD}')); "
+            "run_in_env(e, 'fcast_assets.compat.inenv', ['compat', 'neuralforecast', '--model', 'NHITS', "
+            "'--family', 'h', '--workers', '1'])")
+    parent = subprocess.Popen([sys.executable, "-c", code], env=os.environ.copy())
+    try:
+        deadline, kids = time.time() + 120, []
+        while time.time() < deadline and not kids:
+            time.sleep(0.5)
+            kids = [k for k in psutil.Process(parent.pid).children(recursive=True) if _runs(k, "compat.inenv")]
+        assert kids, "the release process did not start"
+        deadline, probes = time.time() + 120, []
+        while time.time() < deadline and not probes:  # let it reach its cells (probe processes)
+            time.sleep(0.5)
+            probes = kids[0].children(recursive=True)
+        assert probes, "the release process runs its cells in probe processes"
+        tree = [kids[0], *probes]
+        parent.kill()
+        parent.wait(10)
+        gone, alive = psutil.wait_procs(tree, timeout=6)  # without the watch: alive until it next writes
+        assert not alive, [p.cmdline()[:4] for p in alive]
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+    r = probe_release(rel["engine"], f"neuralforecast=={NF_OLD}", models=["NHITS"], families=["h"])
+    assert r["cells"] > 0 and r["version"] == NF_OLD
+
+
 def test_conflicting_pins_are_the_ones_uv_names():
     """uv's resolver explanation names the pin that conflicts; that pin only is released (names compared the way
     PEP 503 normalises them), and a pin of the same package at another version, or a package merely mentioned

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 PREFIX = "FCAST-RESULT "
@@ -34,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     for x in (s, c, r):
         x.add_argument("--debug", action="store_true")
     args = ap.parse_args(argv)
+    if os.environ.get("FCAST_WATCH_PARENT") == "1":  # started by run_in_env: end with the fcast process
+        from fcast_assets.compat.process import watch_parent
+
+        watch_parent()
 
     from fcast_assets import config
     from fcast_assets.db.engine import get_engine

@@ -114,9 +114,9 @@ def die_with_parent(parent: int) -> None:
         os._exit(5)
 
 
-def _watch_parent(interval: float = 1.0) -> None:
-    """In a spawned worker (every platform): a daemon thread that ends the worker when the process that started
-    it is gone, even in the middle of a call (a closed pipe only ends it between calls). Not PR_SET_PDEATHSIG:
+def watch_parent(interval: float = 1.0) -> None:
+    """In a spawned worker or a release environment's process (every platform): a daemon thread that ends this
+    process when the one that started it is gone, even in the middle of a call (a closed pipe only ends it between calls). Not PR_SET_PDEATHSIG:
     a warm worker outlives the thread that started it."""
     try:
         parent = psutil.Process().parent()
@@ -144,7 +144,7 @@ def _first_line(e: BaseException) -> str:
 def _worker_main(conn: Any) -> None:
     """A spawned worker: run ``(func, args)`` messages one at a time and send back ``("ok", result)`` or
     ``("raised", "Type: message", traceback)``; ``None`` or a closed pipe (the parent is gone) ends it."""
-    _watch_parent()
+    watch_parent()
     while True:
         try:
             msg = conn.recv()

@@ -295,5 +295,6 @@ def run_in_env(env: ReleaseEnv, module: str, args: list[str], timeout: float | N
     child_env["FCAST_DB_URL"] = config.db_url()
     child_env["FCAST_HOME"] = str(config.data_home())
     child_env["PYTHONNOUSERSITE"] = "1"
+    child_env["FCAST_WATCH_PARENT"] = "1"  # a parent killed mid-matrix takes the child (and its probes) with it
     cmd = [str(env.python), "-m", module, *args]
     return subprocess.run(cmd, env=child_env, capture_output=True, text=True, encoding="utf-8", timeout=timeout)
