@@ -27,6 +27,7 @@ SF_OLD, SF_NEW = "2.0.3", "2.1.1"
 NF_OLD, NF_NEW = "3.2.2", "3.3.0"
 NF_OLDEST = "3.1.9"  # caps pytorch-lightning below the project's 2.6
 ML_OLD, ML_NEW = "1.0.31", "1.1.0"
+UF_OLD = "0.2.16"  # one release below the installed 0.2.17 (from 0.2.10, every function reaches a changed helper)
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +99,7 @@ def test_env_build_killed_midway_leaves_nothing_that_blocks(rel):  # runs first:
 
     import shutil
 
-    spec = parse_spec("utilsforecast==0.2.10")
+    spec = parse_spec(f"utilsforecast=={UF_OLD}")
     folder = env_dir(spec)
     shutil.rmtree(folder, ignore_errors=True)  # from nothing (the shared folder may hold one from an earlier run)
     child = _build_in_child(str(spec), rel["envs"])
@@ -114,14 +115,14 @@ def test_env_build_killed_midway_leaves_nothing_that_blocks(rel):  # runs first:
     child.wait(30)
     assert not (folder / MARKER).exists(), "a killed build must not leave an environment that looks complete"
     env = ensure_env(spec)
-    assert not env.cached and (folder / MARKER).exists() and env.packages["utilsforecast"] == "0.2.10"
+    assert not env.cached and (folder / MARKER).exists() and env.packages["utilsforecast"] == UF_OLD
     assert not list(folder.parent.glob(folder.name + ".tmp-*")), "the leftover of the killed build is removed"
     again = ensure_env(spec)
     assert again.cached and again.seconds < 5
     # the interpreter runs that release, not the project's
     out = subprocess.run([str(env.python), "-c", "import utilsforecast; print(utilsforecast.__version__)"],
                          capture_output=True, text=True, encoding="utf-8")
-    assert out.stdout.strip() == "0.2.10"
+    assert out.stdout.strip() == UF_OLD
 
 
 def test_unknown_release_is_one_line(rel):
@@ -235,26 +236,31 @@ def test_body_change_behind_same_signature_is_reprobed(rel, sf):
 
 
 def test_diff_driven_reprobe_carries_untouched_cells(rel):
-    """utilsforecast 0.2.10 (its own environment, built by the kill test) and 0.2.17 (here), the whole matrix:
-    the diff-driven run of 0.2.17 carries the cells of functions whose signature and body did not change, marks
-    them, and a full run of the same release shows what it missed (a change reached only through a helper)."""
+    """utilsforecast 0.2.16 (its own environment, built by the kill test) and 0.2.17 (here), the whole matrix:
+    the diff-driven run of 0.2.17 carries the cells of functions whose signature and code (body and the helpers it
+    calls) did not change, marks them, and a full run of the same release shows it missed nothing."""
     from fcast_assets.compat.releases import carry_misses, probe_release
 
     eng = rel["engine"]
-    old = probe_release(eng, "utilsforecast==0.2.10")
+    old = probe_release(eng, f"utilsforecast=={UF_OLD}")
     full = probe_release(eng, "utilsforecast")
-    c = probe_release(eng, "utilsforecast", carry_from="0.2.10")
-    assert old["version"] == "0.2.10" and full["version"] == c["version"] != "0.2.10"
+    c = probe_release(eng, "utilsforecast", carry_from=UF_OLD)
+    assert old["version"] == UF_OLD and full["version"] == c["version"] != UF_OLD
     assert c["carried"] > 50 and c["ran"] > 50 and c["carried"] + c["ran"] == c["cells"] == full["cells"]
     with eng.connect() as conn:
-        ctx = [r[0] for r in conn.execute(text("SELECT context FROM compat_result WHERE compat_run_id = :r"),
-                                          {"r": c["compat_run_id"]}).all()]
-    ctx = [json.loads(x) if isinstance(x, str) else x for x in ctx]
-    marked = [x["carried_from"] for x in ctx if x.get("carried_from")]
-    assert len(marked) == c["carried"] and {m["version"] for m in marked} == {"0.2.10"}
+        rows = conn.execute(text("SELECT model, context FROM compat_result WHERE compat_run_id = :r"),
+                            {"r": c["compat_run_id"]}).all()
+        stats = dict(conn.execute(text("SELECT version, stats FROM registry_release r JOIN registry_library l "
+                                       "USING (library_id) WHERE l.name = 'utilsforecast'")).all())
+    ctx = [(model, json.loads(x) if isinstance(x, str) else x) for model, x in rows]
+    marked = [(model, x["carried_from"]) for model, x in ctx if x.get("carried_from")]
+    assert len(marked) == c["carried"] and {m["version"] for _, m in marked} == {UF_OLD}
+    # what was carried runs the same code in both releases: its digest (helpers included) is unchanged
+    hashes = {v: (json.loads(s) if isinstance(s, str) else s)["code_hashes"] for v, s in stats.items()}
+    for model in {model for model, _ in marked}:
+        assert hashes[UF_OLD].get(model) == hashes[c["version"]].get(model) is not None, model
+    assert any(hashes[UF_OLD].get(q) != h for q, h in hashes[c["version"]].items()), "the releases differ"
     misses = carry_misses(eng, "utilsforecast", c["version"])
-    # time_features changed only inside its helpers (_add_time_features, _compute_time_feature): the digest
-    # follows them, so its cells run again and nothing is missed
     assert misses.empty, misses[["model", "value_label"]].to_string()
 
 

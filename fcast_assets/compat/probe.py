@@ -199,7 +199,7 @@ def _ops(cell: Cell, group: Group) -> set[str]:
     return ops
 
 
-def _cell_touched(cell: Cell, group: Group, diff: dict[str, set[str]], drivers: set[str]) -> bool:
+def _cell_touched(cell: Cell, group: Group, diff: "DiffIndex", drivers: set[str]) -> bool:
     """A cell is re-run when the diff touches
     - its model: the class (or function, for function libraries) added / removed / changed, or a changed
       constructor, private method or method it calls (``forecast``
@@ -215,20 +215,35 @@ def _cell_touched(cell: Cell, group: Group, diff: dict[str, set[str]], drivers: 
     which stays available; ``compat.releases.carry_misses`` measures what a diff-driven run missed."""
     ops = _ops(cell, group)
     own = cell.method.rsplit(".", 1)[0] if "." in cell.method else ""
-    calls = {f".{d}.{op}" for d in drivers | {own} for op in ops}
-    model = cell.model + "."
-    if cell.model in diff["added"] | diff["removed"]:
+    if cell.model in diff.all or "." + cell.method in diff.tails:
         return True
-    for q in diff["changed"] | diff["added"] | diff["removed"]:
-        if q == cell.model or q.endswith("." + cell.method) or any(q.endswith(c) for c in calls):
+    if any(f".{d}.{op}" in diff.tails for d in drivers | {own} for op in ops):
+        return True
+    for name in diff.changed_members.get(cell.model, ()):
+        if name == "__init__" or name in ops or (name.startswith("_") and not name.endswith("__")):
             return True
-        if q in diff["changed"] and q.startswith(model):
-            name = q[len(model):]
-            if "." not in name and (name == "__init__" or name in ops or
-                                    (name.startswith("_") and not name.endswith("__"))):
-                return True
     named = set(_CLASS_WORD.findall(json.dumps([cell.value, cell.spec, group.setup], default=str)))
-    return bool(named & diff["classes"])
+    return bool(named & diff.classes)
+
+
+class DiffIndex:
+    """:func:`touched_by_diff`'s sets, indexed once for every cell of a re-probe: ``all`` (qualnames changed, added
+    or removed), ``tails`` (each of their dotted suffixes, ``.fit``, ``.NeuralForecast.fit``, …: a cell's method or
+    a driver's method is one lookup), ``changed_members`` (class qualname → names of its changed members) and
+    ``classes``. Looking a cell up costs its own few keys, not the length of the diff."""
+
+    def __init__(self, diff: dict[str, set[str]]):
+        self.all = diff["changed"] | diff["added"] | diff["removed"]
+        self.classes = diff["classes"]
+        self.tails: set[str] = set()
+        for q in self.all:
+            parts = q.split(".")
+            self.tails.update("." + ".".join(parts[i:]) for i in range(1, len(parts)))
+        self.changed_members: dict[str, set[str]] = {}
+        for q in diff["changed"]:
+            parent, _, name = q.rpartition(".")
+            if parent:
+                self.changed_members.setdefault(parent, set()).add(name)
 
 
 def split_by_diff(engine: Engine, library: str, from_version: str, release_id: int, groups: list[Group]
@@ -237,7 +252,7 @@ def split_by_diff(engine: Engine, library: str, from_version: str, release_id: i
     Carried: ok / error / suspect outcomes of the same (model, method, param, value, scenario) in that release;
     timeouts and skips are run again (they say nothing about the library)."""
     from_id, _ = latest_release(engine, library, from_version)
-    diff = touched_by_diff(engine, from_id, release_id)
+    diff = DiffIndex(touched_by_diff(engine, from_id, release_id))
     drivers = {c.method.rsplit(".", 1)[0] for g in groups for c in g.cells if "." in c.method} - {"Model"}
     with engine.connect() as conn:
         old = {}
