@@ -331,6 +331,9 @@ def test_neuralforecast_release_side_by_side(rel):
             AND d.change = 'added'"""), {"v": NF_NEW}).scalars())
         torch_v = c.execute(text("SELECT environment FROM registry_release WHERE version = :v"), {"v": NF_OLD}).scalar()
     assert {"allow_pickle", "trust_remote"} <= added
+    with eng.connect() as c:  # pyspark here, not in 3.2.2's environment: the same SparkDataFrame annotation
+        spark = c.execute(text("SELECT COUNT(*) FROM registry_release_diff WHERE detail LIKE '%park%'")).scalar()
+    assert spark == 0
     ranges = version_ranges(eng, "neuralforecast")
     assert {NF_OLD, NF_NEW} <= set(ranges.columns) and (ranges[NF_OLD] != "absent").all()
     env = json.loads(torch_v) if isinstance(torch_v, str) else torch_v

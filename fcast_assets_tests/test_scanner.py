@@ -277,3 +277,49 @@ def test_code_digest_follows_helpers_of_the_same_package():
     caller.core = v2
     assert {h.__name__ for h in _helpers(caller.g)} == {"_h", "_g"}
     assert code_digest(caller.g) != code_digest(_module("digpkg.api", "def g(x):\n    return core._h(x)\n").g)
+
+
+OPTIONAL_COMPAT = '''
+try:
+    from {opt}.frames import Frame as OptFrame
+except ImportError:
+    class OptFrame:
+        """Stands in when the optional package is missing."""
+from collections import OrderedDict as ODict
+'''
+OPTIONAL_CORE = '''
+from .compat import ODict, OptFrame
+
+
+def run(df: OptFrame, table: ODict = None, n: int = 1):
+    return n
+'''
+
+
+def test_optional_dependency_alias_is_not_a_diff(tmp_path, monkeypatch, engine):
+    """A library that binds an optional package's class under its own name, with a stand-in class when the package
+    is missing (neuralforecast's SparkDataFrame), records the annotation by that name, so a release scanned
+    without the package and one scanned with it do not differ; an alias outside try / except ImportError (a
+    look-alike) is recorded resolved."""
+    import sys
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    name, opt = new_name(), new_name()
+    files = {"__init__.py": "", "compat.py": OPTIONAL_COMPAT.replace("{opt}", opt), "core.py": OPTIONAL_CORE}
+    scan_and_store(write_library(tmp_path, name, "1.0.0", files), engine)  # the optional package missing
+    (tmp_path / opt).mkdir()
+    (tmp_path / opt / "__init__.py").write_text("")
+    (tmp_path / opt / "frames.py").write_text("class Frame:\n    pass\n")
+    try:
+        r = scan_library(write_library(tmp_path, name, "1.1.0", files))
+        params = {p.name: p.annotation for p in r.symbols[f"{name}.core.run"].params}
+        assert params["df"] == "OptFrame" and params["table"] == "collections.OrderedDict"
+        scan_and_store(write_library(tmp_path, name, "1.1.0", files), engine)
+    finally:
+        for mod in [m for m in sys.modules if m == opt or m.startswith(opt + ".")]:
+            del sys.modules[mod]
+    with engine.connect() as conn:
+        rows = conn.execute(select(m.RegistryReleaseDiff.qualname, m.RegistryReleaseDiff.param_name)).all()
+        anns = conn.execute(select(m.RegistryParam.annotation).where(m.RegistryParam.name == "df")).scalars().all()
+    assert (f"{name}.core.run", "df") not in set(rows), rows
+    assert sorted(anns) == ["OptFrame", f"{name}.compat.OptFrame"]

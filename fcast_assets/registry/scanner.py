@@ -296,6 +296,65 @@ def _parse_doc_cached(doc: str) -> tuple[dict[str, _ParamDoc], str | None]:
 
 
 # ------------------------------------------------------------------------------------------------ params
+_ALIASES: dict[int, dict[str, str]] = {}
+_OPTIONAL: dict[str, tuple[set[str], set[str]]] = {}  # root -> (modules read, optional names)
+
+
+def _optional_names(root: str) -> set[str]:
+    """Names the modules of package ``root`` bind by an import inside ``try: ... except ImportError:`` — an
+    optional dependency with a stand-in (``try: from pyspark.sql import DataFrame as SparkDataFrame except
+    ImportError: class SparkDataFrame: ...``). Read from the source of the package's imported modules (each
+    module once; modules imported since the last call are read on the next)."""
+    read, names = _OPTIONAL.setdefault(root, (set(), set()))
+    for name, mod in list(sys.modules.items()):
+        if mod is None or name in read or (name != root and not name.startswith(root + ".")):
+            continue
+        read.add(name)
+        try:
+            tree = ast.parse(inspect.getsource(mod))
+        except (OSError, TypeError, SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Try) and any(
+                    h.type is None or {"ImportError", "ModuleNotFoundError"} & {
+                        n.id for n in ast.walk(h.type) if isinstance(n, ast.Name)} for h in node.handlers):
+                for st in node.body:
+                    if isinstance(st, (ast.Import, ast.ImportFrom)):
+                        names.update(a.asname for a in st.names if a.asname)
+    return names
+
+
+def _class_aliases(func: Any) -> dict[str, str]:
+    """``{module.qualname of a class: the name the function's module binds it to}`` for classes of an optional
+    dependency imported under another name (:func:`_optional_names`); cached per module namespace."""
+    try:
+        glb = getattr(inspect.unwrap(func), "__globals__", None)
+    except ValueError:
+        glb = None
+    if not isinstance(glb, dict):
+        return {}
+    key = id(glb)
+    if key not in _ALIASES:
+        optional = _optional_names(str(glb.get("__name__") or "").split(".")[0])
+        _ALIASES[key] = {f"{o.__module__}.{o.__qualname__}": n for n, o in list(glb.items())
+                         if n in optional and inspect.isclass(o) and o.__name__ != n
+                         and isinstance(getattr(o, "__module__", None), str)}
+    return _ALIASES[key]
+
+
+def _as_named_here(text: str | None, aliases: dict[str, str]) -> str | None:
+    """A rendered annotation with each aliased class under the name the library writes (``SparkDataFrame``, not
+    ``pyspark.sql.dataframe.DataFrame``): the same text whether the optional package is installed or the library's
+    placeholder class of that name stands in, so two release environments do not differ by what else they hold.
+    ``type_norm`` is still read from the resolved text."""
+    if not text or not aliases or "." not in text:
+        return text
+    for path, name in aliases.items():
+        if path in text:
+            text = re.sub(rf"(?<![\w.]){re.escape(path)}(?!\w)", name, text)
+    return text
+
+
 def _params(
     func: Any, drop_first: bool, docs: list[dict[str, _ParamDoc]]
 ) -> tuple[list[ParamRec], str | None, str | None]:
@@ -310,9 +369,11 @@ def _params(
     ):
         params = params[1:]
     out = []
+    aliases = _class_aliases(func)
     for pos, p in enumerate(params):
-        ann = annotation_text(p.annotation)
-        types, enums = parse_annotation(ann)
+        resolved = annotation_text(p.annotation)
+        types, enums = parse_annotation(resolved)
+        ann = _as_named_here(resolved, aliases)
         sources: dict[str, str] = {}
         if ann:
             sources["annotation"] = "signature"
@@ -769,6 +830,8 @@ def scan_library(spec: LibrarySpec, progress: Progress | None = None) -> ScanRes
 
     ``progress(done, total, module)`` is called after each module (optional; for progress bars and logs)."""
     t0 = time.perf_counter()
+    _ALIASES.clear()  # keyed by namespace id: a namespace of an earlier scan may have been freed and its id reused
+    _OPTIONAL.clear()
     version = installed_version(spec)
     if version is None:
         raise LibraryNotInstalledError(
