@@ -415,6 +415,14 @@ def test_neuralforecast_three_releases(rel):
     cons = (env.folder / "fcast-constraints.txt").read_text(encoding="utf-8")
     assert f"# released (the release needs another version): pytorch-lightning=={version('pytorch-lightning')}" in cons
     assert f"pandas=={version('pandas')}" in cons.splitlines()
+    from click.testing import CliRunner
+
+    from fcast_assets.compat.cli import releases
+
+    said = CliRunner().invoke(releases, ["env", f"neuralforecast=={NF_OLDEST}"])
+    assert said.exit_code == 0 and "cached" in said.output
+    assert f"pytorch-lightning {env.packages['pytorch-lightning']} (the project has {version('pytorch-lightning')})" \
+        in said.output
     r = probe_release(eng, f"neuralforecast=={NF_OLDEST}", models=["MLP"], families=["h"])
     assert r["version"] == NF_OLDEST and r["counts"].get("ok", 0) > 0
     ranges = version_ranges(eng, "neuralforecast")

@@ -51,6 +51,10 @@ def env_cmd(spec: str, rebuild: bool) -> None:
         _fail(err)
     click.echo(f"{e.spec}: {e.folder} ({'cached' if e.cached else 'built'} in {e.seconds:.1f}s, "
                f"{len(e.packages)} packages)")
+    if e.unpinned:
+        said = [f"{n} {e.packages.get(n.lower(), '?')} (the project has {v})" if v else n
+                for n, _, v in (x.partition("==") for x in e.unpinned)]
+        click.echo(f"not at the project's versions (the release needs others): {'; '.join(said)}")
 
 
 @releases.command("scan")

@@ -154,6 +154,17 @@ class ReleaseEnv:
     seconds: float
     packages: dict[str, str]
 
+    @property
+    def unpinned(self) -> list[str]:
+        """The project's versions this environment could not keep (``fcast-constraints.txt``'s comments): the
+        pins released for the release, or the note that its own resolution was used."""
+        try:
+            lines = (self.folder / "fcast-constraints.txt").read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return []
+        return [x.split(": ", 1)[-1] if x.startswith("# released") else x.lstrip("# ") for x in lines
+                if x.startswith("#")]
+
 
 def _read_marker(folder: Path) -> dict | None:
     try:
