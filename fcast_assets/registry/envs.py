@@ -228,28 +228,29 @@ def _build(spec: ReleaseSpec, tmp: Path, log) -> None:
     try:
         p = run([*uv, "venv", "-q", "--python", sys.executable, str(tmp)])
         if p.returncode == 0:
-            # the project's versions first; a pin uv names in a conflict is released (that one only), up to
-            # MAX_RELAX times; the release's own resolution last
-            kept, released = list(prefer), []
-            for attempt in range(MAX_RELAX + 2):
-                cons = kept + required if attempt <= MAX_RELAX else required
+            # the project's versions first; a pin uv names in a conflict is released (that one only), for up to
+            # MAX_RELAX rounds; the release's own resolution last
+            kept, released, rounds = list(prefer), [], 0
+            while True:
+                cons = kept + required
                 cfile.write_text("\n".join(cons) + "\n", encoding="utf-8")
                 p = run([*uv, "pip", "install", "-q", "--python", str(env_python(tmp)), *reqs,
                          *(["--find-links", links] if links else []), "--constraint", str(cfile)])
                 if p.returncode == 0:
                     note = [f"# released (the release needs another version): {r}" for r in released]
-                    if attempt > MAX_RELAX:
+                    if prefer and not kept:
                         note = ["# the project's versions could not be kept: the release's own resolution"]
                     (tmp / "fcast-constraints.txt").write_text("\n".join([*note, *cons]) + "\n", encoding="utf-8")
                     break
-                if attempt > MAX_RELAX:
-                    break
+                if not kept:
+                    break  # the release's own resolution failed too: the error is the release's
                 named = conflicting_pins(p.stderr or p.stdout, kept)
-                if not named:
-                    kept = []  # uv named none of them: go straight to the release's own resolution
-                    continue
-                released += named
-                kept = [c for c in kept if c not in named]
+                rounds += 1
+                if named and rounds <= MAX_RELAX:
+                    released += named
+                    kept = [c for c in kept if c not in named]
+                else:
+                    kept = []
         if p.returncode != 0:
             lines = [x for x in (p.stderr or p.stdout).splitlines() if x.strip()]
             why = " / ".join(x.strip() for x in lines[-3:]) if lines else f"exit {p.returncode}"
