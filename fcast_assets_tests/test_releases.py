@@ -119,6 +119,11 @@ def test_env_build_killed_midway_leaves_nothing_that_blocks(rel):  # runs first:
     assert not list(folder.parent.glob(folder.name + ".tmp-*")), "the leftover of the killed build is removed"
     again = ensure_env(spec)
     assert again.cached and again.seconds < 5
+    # an environment built by an earlier build scheme (no "scheme" in its marker) is rebuilt, not reused
+    marker = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    marker.pop("scheme")
+    (folder / MARKER).write_text(json.dumps(marker), encoding="utf-8")
+    assert not ensure_env(spec).cached and ensure_env(spec).cached
     # the interpreter runs that release, not the project's
     out = subprocess.run([str(env.python), "-c", "import utilsforecast; print(utilsforecast.__version__)"],
                          capture_output=True, text=True, encoding="utf-8")
@@ -338,6 +343,10 @@ def test_neuralforecast_release_side_by_side(rel):
     assert {NF_OLD, NF_NEW} <= set(ranges.columns) and (ranges[NF_OLD] != "absent").all()
     env = json.loads(torch_v) if isinstance(torch_v, str) else torch_v
     assert "cpu" in str(env.get("torch", "cpu")), "the release environment must not pull the CUDA build of torch"
+    # 3.2.2 caps pytorch-lightning below 2.6 too: that pin only is released, pandas stays the project's
+    from importlib.metadata import version
+
+    assert env["pandas"] == version("pandas") and env["pytorch-lightning"] < "2.6"
 
 
 def _runs(proc: psutil.Process, what: str) -> bool:

@@ -44,6 +44,9 @@ SCANNER_DEPS = ("griffe", "sqlalchemy", "sqlmodel", "pydantic", "pyyaml", "psuti
 #: packages whose release the environment keeps equal to the project's (constraints: installed only if needed).
 CONSTRAINED = ("torch",)
 MARKER = "fcast-env.json"
+#: how environments are built; one built by an earlier scheme is rebuilt on next use (scheme 2: conflicting pins
+#: are released one by one instead of dropping all of the project's versions at once)
+ENV_SCHEME = 2
 #: how many rounds of releasing the pins uv names in a conflict before the release's own resolution is used.
 MAX_RELAX = 6
 
@@ -191,7 +194,8 @@ def ensure_env(spec: ReleaseSpec, rebuild: bool = False, log=None) -> ReleaseEnv
     folder.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder) + ".lock"):
         marker = _read_marker(folder)
-        if marker and not rebuild and marker.get("spec") == str(spec) and env_python(folder).exists():
+        if (marker and not rebuild and marker.get("spec") == str(spec) and marker.get("scheme") == ENV_SCHEME
+                and env_python(folder).exists()):
             return ReleaseEnv(spec, folder, env_python(folder), True, time.perf_counter() - t0, marker["packages"])
         for stale in folder.parent.glob(folder.name + ".tmp-*"):  # a build killed midway (folder, constraints)
             if stale.is_dir():
@@ -201,7 +205,8 @@ def ensure_env(spec: ReleaseSpec, rebuild: bool = False, log=None) -> ReleaseEnv
         tmp = folder.parent / f"{folder.name}.tmp-{os.getpid()}"
         _build(spec, tmp, log)
         packages = _packages(env_python(tmp))
-        (tmp / MARKER).write_text(json.dumps({"spec": str(spec), "python": sys.version.split()[0],
+        (tmp / MARKER).write_text(json.dumps({"spec": str(spec), "scheme": ENV_SCHEME,
+                                              "python": sys.version.split()[0],
                                               "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                               "packages": packages}, indent=1), encoding="utf-8")
         if folder.exists():
