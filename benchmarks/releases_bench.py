@@ -94,11 +94,14 @@ def main() -> int:
 
     probe(old, "full_old")
     probe(new, "full_new")
+    if args.docs:  # the report reads the full runs: written before the (long) diff-driven step
+        _write_doc(args, eng, out, db)
+        _save(path, key, out)
     return _diff(args, eng, new, kw, out, path, key, db)
 
 
 def _diff(args, eng, new, kw, out, path, key, db) -> int:
-    from fcast_assets.compat.releases import carry_misses, probe_release, upgrade_report
+    from fcast_assets.compat.releases import carry_misses, probe_release
 
     r = probe_release(eng, new, carry_from=args.old, **kw)
     out["diff_new"] = {k: r[k] for k in ("cells", "counts", "ran", "carried", "seconds")}
@@ -110,20 +113,27 @@ def _diff(args, eng, new, kw, out, path, key, db) -> int:
         f"ran {r.status_ran} {r.exception_type_ran or ''}".strip() for r in misses.head(5).itertuples()]
     out["diff_new"]["saved_seconds"] = round(out["full_new"]["seconds"] - out["diff_new"]["seconds"], 2)
     if args.docs:
-        doc = ROOT / "docs" / "upgrades" / f"{args.library}-{args.old}-to-{args.new}.md"
-        doc.parent.mkdir(parents=True, exist_ok=True)
-        md = upgrade_report(eng, args.library, args.old, args.new)
-        scope = (f"Scope: models {', '.join(args.model) if args.model else 'all'}; families "
-                 f"{', '.join(args.family) if args.family else 'all'}. Measured by `benchmarks/releases_bench.py` "
-                 f"on {out['date']} ({out['cpus']} CPUs). The result_ids are rows of its database, "
-                 f"{db.relative_to(ROOT)} (`FCAST_DB_URL=sqlite:///{db.relative_to(ROOT)} uv run fcast releases "
-                 f"rerun <id>`).")
-        first, rest = md.split("\n", 1)
-        doc.write_text(first + "\n\n" + scope + "\n" + rest, encoding="utf-8")
-        out["report"] = str(doc.relative_to(ROOT))
+        _write_doc(args, eng, out, db)
     _save(path, key, out)
     print(json.dumps(out, indent=1))
     return 0
+
+
+def _write_doc(args, eng, out, db) -> None:
+    """docs/upgrades/<library>-<from>-to-<to>.md from the two full runs (written as soon as both exist)."""
+    from fcast_assets.compat.releases import upgrade_report
+
+    doc = ROOT / "docs" / "upgrades" / f"{args.library}-{args.old}-to-{args.new}.md"
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    md = upgrade_report(eng, args.library, args.old, args.new)
+    scope = (f"Scope: models {', '.join(args.model) if args.model else 'all'}; families "
+             f"{', '.join(args.family) if args.family else 'all'}. Measured by `benchmarks/releases_bench.py` "
+             f"on {out['date']} ({out['cpus']} CPUs). The result_ids are rows of its database, "
+             f"{db.relative_to(ROOT)} (`FCAST_DB_URL=sqlite:///{db.relative_to(ROOT)} uv run fcast releases "
+             f"rerun <id>`).")
+    first, rest = md.split("\n", 1)
+    doc.write_text(first + "\n\n" + scope + "\n" + rest, encoding="utf-8")
+    out["report"] = str(doc.relative_to(ROOT))
 
 
 def _save(path: Path, key: str, out: dict) -> None:
