@@ -103,3 +103,67 @@ def test_miniature_timeout_in_spawn_mode(matrices, monkeypatch):
     assert [v.rule for v in found] == ["miniature_timeout"]
     assert found[0].message == "the miniature run did not finish within 0s"
     assert time.perf_counter() - t0 < 30
+
+
+def test_scratch_folders_of_dead_owners_are_swept(tmp_path):
+    """A scratch folder whose owner process is gone is removed by the next sweep; one of a live owner (this
+    process: a look-alike that must stay), a fresh one without an owner file (an older version's, maybe in use)
+    and another prefix's are kept; one without an owner file older than a day is removed."""
+    import json
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import json; from fcast_assets.compat.process import owner; "
+                           "print(json.dumps(owner()))"], capture_output=True, text=True, check=True)
+    folders = {n: tmp_path / f"fcast-compat-{n}" for n in ("dead", "live", "legacy_old", "legacy_new")}
+    for d in folders.values():
+        d.mkdir()
+        (d / "model.ckpt").write_bytes(b"x" * 1024)
+    (folders["dead"] / process.OWNER_FILE).write_text(dead.stdout)
+    (folders["live"] / process.OWNER_FILE).write_text(json.dumps(process.owner()))
+    old = time.time() - process.LEGACY_SCRATCH_AGE_S - 60
+    os.utime(folders["legacy_old"], (old, old))
+    other = tmp_path / "fcast-miniature-dead"
+    other.mkdir()
+    (other / process.OWNER_FILE).write_text(dead.stdout)
+    removed = process.sweep_scratch("fcast-compat-", tmp_path)
+    assert sorted(removed) == ["fcast-compat-dead", "fcast-compat-legacy_old"]
+    assert folders["live"].exists() and folders["legacy_new"].exists() and other.exists()
+
+
+def test_matrix_killed_midway_leaves_no_scratch_that_lasts(tmp_path, monkeypatch):
+    """SIGKILL a real matrix run (utilsforecast) while it works in its scratch folder: no clean-up runs, the folder
+    stays; the next run's scratch_dir removes it (and cleans its own up)."""
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+
+    if not hasattr(signal, "SIGKILL"):
+        pytest.skip("POSIX kill; Windows ends a process the same way (TerminateProcess), tested in CI on Linux")
+    db = f"sqlite:///{tmp_path / 'm.db'}"
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    code = ("from fcast_assets.db.engine import make_engine, init_db; from fcast_assets.registry import "
+            "scan_and_store; from fcast_assets.compat.probe import run_matrix; "
+            f"e = make_engine({db!r}); init_db(e); scan_and_store('utilsforecast', e); "
+            "run_matrix(e, 'utilsforecast', workers=1)")
+    child = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "TMPDIR": str(scratch),
+                                                                "FCAST_HOME": str(tmp_path)})
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not list(scratch.glob(f"fcast-compat-*/{process.OWNER_FILE}")):
+            time.sleep(0.2)
+        left = list(scratch.glob("fcast-compat-*"))
+        assert left, "the run did not start its scratch folder"
+        time.sleep(1.0)
+        child.send_signal(signal.SIGKILL)
+        child.wait(30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert all(d.exists() for d in left), "killed: nothing cleaned up"
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    with process.scratch_dir("fcast-compat-") as mine:
+        assert not any(d.exists() for d in left) and os.path.isdir(mine)
+    assert not os.path.exists(mine)

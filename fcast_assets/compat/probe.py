@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
 import time
 from dataclasses import asdict
 from typing import Any, Callable
@@ -13,7 +12,7 @@ from typing import Any, Callable
 from sqlalchemy import Engine, insert, select, text, update
 
 from ..db import models as m
-from .process import owner, owner_gone
+from .process import owner, owner_gone, scratch_dir
 from ..registry.view import latest_release
 from ..vocab import Exog
 from .runner import AUTO_TIMEOUT_FACTOR, TIMEOUT_RETRIES, Cell, Group, run_groups
@@ -112,7 +111,7 @@ def run_matrix(
     if auto_cell_timeout is None:
         auto_cell_timeout = AUTO_TIMEOUT_FACTOR * cell_timeout
     release_id, version = latest_release(engine, library)
-    with tempfile.TemporaryDirectory(prefix="fcast-compat-") as work:
+    with scratch_dir("fcast-compat-") as work:
         adapter = adapter_for(library, engine, release_id, work)
         chosen = adapter.select_models(models)
         adapter.prepare()

@@ -17,21 +17,25 @@ them must keep its top-level work under ``if __name__ == "__main__":``.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib
 import json
 import logging
 import multiprocessing as mp
 import multiprocessing.util  # noqa: F401 - its atexit hook (joins children) is registered before ours
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import weakref
 import threading
 import time
 import traceback
+from pathlib import Path
 from multiprocessing.connection import wait as wait_ready
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import psutil
 
@@ -96,6 +100,50 @@ def owner_gone(info: dict[str, Any]) -> bool:
         return True
     except psutil.Error:  # pragma: no cover - access denied: it exists
         return False
+
+
+OWNER_FILE = ".fcast-owner.json"
+#: a scratch folder without an owner file (made before owners were recorded) is removed once this old
+LEGACY_SCRATCH_AGE_S = 24 * 3600.0
+
+
+def sweep_scratch(prefix: str, base: str | Path | None = None) -> list[str]:
+    """Remove the scratch folders ``<tmp>/<prefix>*`` that a killed process left behind: those whose owner
+    (:func:`owner`, in the folder's owner file) is gone, and those without an owner file older than
+    LEGACY_SCRATCH_AGE_S. A live owner's folder, or one on another host, is kept. Returns the names removed."""
+    removed = []
+    for d in Path(base or tempfile.gettempdir()).glob(prefix + "*"):
+        if not d.is_dir() or d.is_symlink():
+            continue
+        try:
+            info = json.loads((d / OWNER_FILE).read_text(encoding="utf-8"))
+            gone = isinstance(info, dict) and owner_gone(info)
+        except FileNotFoundError:
+            try:
+                gone = time.time() - d.stat().st_mtime > LEGACY_SCRATCH_AGE_S
+            except OSError:
+                continue
+        except (OSError, ValueError):  # being written, unreadable: not ours to judge
+            continue
+        if gone:
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d.name)
+    return removed
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str) -> Iterator[str]:
+    """A temporary folder like ``tempfile.TemporaryDirectory(prefix=...)`` that records its owner, so that a
+    process killed while using it (SIGKILL, a closed terminal on Windows: no clean-up runs) leaves nothing that
+    lasts: the next ``scratch_dir`` of the same prefix removes it (:func:`sweep_scratch`). A compat run of the
+    whole neuralforecast matrix writes gigabytes of saved models there."""
+    sweep_scratch(prefix)
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        (path / OWNER_FILE).write_text(json.dumps(owner()), encoding="utf-8")
+        yield str(path)
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def die_with_parent(parent: int) -> None:

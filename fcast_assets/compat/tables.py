@@ -187,10 +187,10 @@ def rerun_cell(engine: Engine, result_id: int, cell_timeout: float = 120.0) -> d
     ctx = row.context
     cell = Cell(**ctx["cell"])
     group = Group(ctx["group"]["key"], cell.model, ctx["group"]["setup"], [cell])
-    import tempfile
+    from .process import scratch_dir
 
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="fcast-rerun-") as work:
+    with scratch_dir("fcast-rerun-") as work:
         adapter = adapter_for(row.library, engine, row.release_id, work)
         adapter.prepare()
         with engine.begin() as conn:

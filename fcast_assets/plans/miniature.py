@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import time
 import traceback
 import warnings
@@ -166,12 +165,12 @@ def run(plan: dict[str, Any], steps: list[dict[str, Any]], frames: dict[str, Any
     """The miniature run of ``steps`` (classified by the validator) in an isolated process: a forked child, or a
     spawned worker where the platform has no fork (``compat.process``). Outcome: {status: ok / error / suspect /
     timeout, step, exception_type, message, argument, breaches, seconds}."""
-    from ..compat.process import call_isolated
+    from ..compat.process import call_isolated, scratch_dir
 
     timeout = timeout or TIMEOUT_S
     mini = miniature_frames(frames, steps, models)
     library = plan.get("library") or "neuralforecast"
-    with tempfile.TemporaryDirectory(prefix="fcast-miniature-") as tmp:
+    with scratch_dir("fcast-miniature-") as tmp:
         work = Path(tmp)
         t0 = time.perf_counter()
         # the library is imported once (fork: here, inherited by every child; spawn: once per warm worker)
