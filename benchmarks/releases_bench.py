@@ -112,7 +112,7 @@ def _diff(args, eng, new, kw, out, path, key, db) -> int:
         f"{r.model.rsplit('.', 1)[-1]} {r.method} {r.param}={r.value_label}: carried {r.status_carried}, "
         f"ran {r.status_ran} {r.exception_type_ran or ''}".strip() for r in misses.head(5).itertuples()]
     out["diff_new"]["saved_seconds"] = round(out["full_new"]["seconds"] - out["diff_new"]["seconds"], 2)
-    if args.docs:
+    if args.docs and args.diff_only:  # a full run wrote it after its two full runs
         _write_doc(args, eng, out, db)
     _save(path, key, out)
     print(json.dumps(out, indent=1))

@@ -198,7 +198,7 @@ def _ops(cell: Cell, group: Group) -> set[str]:
     return ops
 
 
-def _cell_touched(cell: Cell, group: Group, diff: "DiffIndex", drivers: set[str]) -> bool:
+def _cell_touched(cell: Cell, group: Group, diff: DiffIndex, drivers: set[str]) -> bool:
     """A cell is re-run when the diff touches
     - its model: the class (or function, for function libraries) added / removed / changed, or a changed
       constructor, private method or method it calls (``forecast``

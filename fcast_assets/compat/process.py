@@ -164,8 +164,8 @@ def die_with_parent(parent: int) -> None:
 
 def watch_parent(interval: float = 1.0) -> None:
     """In a spawned worker or a release environment's process (every platform): a daemon thread that ends this
-    process when the one that started it is gone, even in the middle of a call (a closed pipe only ends it between calls). Not PR_SET_PDEATHSIG:
-    a warm worker outlives the thread that started it."""
+    process when the one that started it is gone, even in the middle of a call (a closed pipe only ends it between
+    calls). Not PR_SET_PDEATHSIG: a warm worker outlives the thread that started it."""
     try:
         parent = psutil.Process().parent()
     except psutil.Error:  # pragma: no cover

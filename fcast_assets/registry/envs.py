@@ -276,8 +276,8 @@ def conflicting_pins(uv_error: str, pins: list[str]) -> list[str]:
     def norm(name: str) -> str:
         return re.sub(r"[-_.]+", "-", name).lower()
 
-    said = {(norm(m.group(1)), m.group(2)) for m in re.finditer(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s,;]+?)[,.;]?(?=\s|$)",
-                                                               uv_error)}
+    pinned = r"([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s,;]+?)[,.;]?(?=\s|$)"
+    said = {(norm(m.group(1)), m.group(2)) for m in re.finditer(pinned, uv_error)}
     out = []
     for pin in pins:
         name, _, version = pin.partition("==")

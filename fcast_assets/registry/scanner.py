@@ -11,6 +11,7 @@ defaults. Nothing is trained. A module that fails to import is recorded, not rai
 from __future__ import annotations
 
 import ast
+import hashlib
 import importlib
 import importlib.metadata as md
 import inspect
@@ -112,8 +113,6 @@ def _function_of(obj: Any) -> Any:
 
 
 def _own_digest(fn: Any) -> str | None:
-    import hashlib
-
     code = getattr(fn, "__code__", None)
     if code is None:
         return None
@@ -172,8 +171,6 @@ def code_digest(obj: Any) -> str | None:
     that changes only a private helper (utilsforecast's ``time_features`` through ``_assign_time_features``)
     changes the digest of every function that reaches it. None for objects without Python bytecode (builtins,
     C extensions). Same interpreter only (bytecode is per version)."""
-    import hashlib
-
     fn = _function_of(obj)
     own = _own_digest(fn)
     if own is None:
