@@ -216,6 +216,80 @@ def _assert_sql_ranges_agree(eng, library: str, ranges) -> None:
     assert (naive["ran_in"], naive["errored_in"], naive["absent_in"]) == (SF_OLD, SF_NEW, None)
 
 
+def test_version_ranges_list_releases_in_release_order(db_url):
+    """The SQL views list releases in PEP 440 order, not text order (0.2.9 before 0.2.10, a release candidate before
+    its release), on both databases, for rows written before ``version_order`` existed (filled when the views are
+    made) as for new ones; the text key sorts like packaging's Version."""
+    import random
+
+    from packaging.version import Version
+
+    from fcast_assets.compat.probe import create_release_views
+    from fcast_assets.registry.store import version_order
+
+    vs = ["0.2.9", "0.2.10", "0.2.10rc1", "0.2.10.post1", "0.2.10.dev3", "0.2.10a1.dev1", "1!0.1", "0.10",
+          "0.2.10.post1.dev1"]
+    shuffled = random.Random(7).sample(vs, len(vs))
+    assert sorted(shuffled, key=version_order) == sorted(vs, key=Version)
+    assert version_order("not-a-version") > version_order("1!0.1")
+    eng = make_engine(db_url)
+    init_db(eng)
+    ran = ["0.2.10rc1", "0.2.9", "0.2.10"]  # written in this order; ran in all three; absent from 0.2.10.post1
+    with eng.begin() as conn:
+        for v in [*ran, "0.2.10.post1"]:
+            _release_rows(conn, v, [("f" if v in ran else "g", "ok", None)])
+    create_release_views(eng)
+    with eng.connect() as conn:
+        row = conn.execute(text("SELECT ran_in, absent_in FROM compat_version_ranges WHERE model = 'f'")).one()
+        orders = conn.execute(text("SELECT version FROM registry_release ORDER BY version_order")).scalars().all()
+    eng.dispose()
+    assert row.ran_in == "0.2.9, 0.2.10rc1, 0.2.10" and row.absent_in == "0.2.10.post1"
+    assert orders == ["0.2.9", "0.2.10rc1", "0.2.10", "0.2.10.post1"]
+
+
+def _release_rows(conn, version: str, outcomes: list[tuple[str, str, str | None]]) -> int:
+    """A utilsforecast release row written as an older fcast wrote it (no version_order), one compat run, and one
+    result per (model, status, carried from version or None), cell f(h=1) of that model; returns the release_id."""
+    from fcast_assets.db import models as m
+
+    lib = conn.execute(text("SELECT library_id FROM registry_library WHERE name = 'utilsforecast'")).scalar()
+    if lib is None:
+        lib = conn.execute(m.RegistryLibrary.__table__.insert().values(
+            name="utilsforecast", import_name="utilsforecast", dist_name="utilsforecast")).inserted_primary_key[0]
+    rid = conn.execute(m.RegistryRelease.__table__.insert().values(
+        library_id=lib, version=version, python_version="3.11")).inserted_primary_key[0]
+    run = conn.execute(m.CompatRun.__table__.insert().values(release_id=rid, library="utilsforecast")
+                       ).inserted_primary_key[0]
+    for model, status, carried in outcomes:
+        conn.execute(m.CompatResult.__table__.insert().values(
+            compat_run_id=run, release_id=rid, model=model, method="f", param="h", value_label="1", status=status,
+            context={"carried_from": {"version": carried}} if carried else {}))
+    return rid
+
+
+def test_reprobe_carries_what_ran_not_what_was_carried(db_url):
+    """A release fully run (f(h=1) ok) and then re-probed diff-driven, whose carried row disagrees (error: the kind
+    of miss the bench measures): a re-probe of the next release carries the outcome that ran, not the newer carried
+    one. The look-alike: a cell that only ran carries its own row."""
+    from fcast_assets.compat.probe import split_by_diff
+    from fcast_assets.compat.runner import Cell, Group
+
+    eng = make_engine(db_url)
+    init_db(eng)
+    with eng.begin() as conn:
+        _release_rows(conn, "0.1.0", [])
+        _release_rows(conn, "0.2.0", [("f", "ok", None), ("f", "error", "0.1.0"), ("g", "error", None)])
+        new_id = _release_rows(conn, "0.3.0", [])
+        ran_ids = dict(conn.execute(text("SELECT model, MIN(result_id) FROM compat_result GROUP BY model")).all())
+    groups = [Group("k", model, {}, [Cell(model, "f", "h", 1, "1")]) for model in ("f", "g")]
+    run, carry = split_by_diff(eng, "utilsforecast", "0.2.0", new_id, groups)
+    eng.dispose()
+    assert run == [] and len(carry) == 2
+    got = {g.model: out for g, _, out in carry}
+    assert got["f"]["status"] == "ok" and got["f"]["carried_from"]["result_id"] == ran_ids["f"]
+    assert got["g"]["status"] == "error" and got["g"]["carried_from"]["result_id"] == ran_ids["g"]
+
+
 def test_body_change_behind_same_signature_is_reprobed(rel, sf):
     """statsforecast 2.1.1 validates `level` inside StatsForecast.forecast / predict, whose signatures did not
     change: their body digests did, so the diff-driven run re-runs those cells instead of carrying 2.0.3's ✓."""
@@ -319,15 +393,26 @@ def test_scan_in_release_env_on_postgresql(rel, monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------- neuralforecast
-def test_neuralforecast_release_side_by_side(rel):
-    """neuralforecast 3.2.2 in its own environment (CPU torch, constrained to the project's), one model × the
-    `h` family, and 3.3.0 here; the registry diff finds what 3.3.0 added (load's allow_pickle / trust_remote)."""
-    from fcast_assets.compat.releases import probe_release, version_ranges
+@pytest.fixture(scope="module")
+def nf(rel):
+    """neuralforecast 3.2.2 in its own environment and 3.3.0 here, MLP × the `h` family, probed once for the tests
+    that read them (whichever runs first, or alone)."""
+    from fcast_assets.compat.releases import probe_release
 
     eng = rel["engine"]
     old = probe_release(eng, f"neuralforecast=={NF_OLD}", models=["MLP"], families=["h"])
-    assert old["version"] == NF_OLD and old["cells"] > 0 and old["counts"].get("ok", 0) > 0
     new = probe_release(eng, "neuralforecast", models=["MLP"], families=["h"])
+    return {"old": old, "new": new}
+
+
+def test_neuralforecast_release_side_by_side(rel, nf):
+    """neuralforecast 3.2.2 in its own environment (CPU torch, constrained to the project's), one model × the
+    `h` family, and 3.3.0 here; the registry diff finds what 3.3.0 added (load's allow_pickle / trust_remote)."""
+    from fcast_assets.compat.releases import version_ranges
+
+    eng = rel["engine"]
+    old, new = nf["old"], nf["new"]
+    assert old["version"] == NF_OLD and old["cells"] > 0 and old["counts"].get("ok", 0) > 0
     assert new["version"] == NF_NEW and new["cells"] == old["cells"]
     with eng.connect() as c:
         added = set(c.execute(text("""SELECT d.param_name FROM registry_release_diff d
@@ -407,7 +492,7 @@ def test_conflicting_pins_are_the_ones_uv_names():
     assert conflicting_pins("error: failed to fetch https://pypi.org/simple/pandas/", pins) == []
 
 
-def test_neuralforecast_three_releases(rel):
+def test_neuralforecast_three_releases(rel, nf):
     """neuralforecast 3.1.9 caps pytorch-lightning below the project's 2.6: its environment releases that one pin
     only (pandas, numpy stay at the project's versions, so a flip comes from the library) and runs the same cells;
     the version ranges list the three releases in release order."""
@@ -438,6 +523,10 @@ def test_neuralforecast_three_releases(rel):
     assert [c for c in ranges.columns if c[0].isdigit()] == [NF_OLDEST, NF_OLD, NF_NEW]
     h1 = ranges[(ranges["model"] == "MLP") & (ranges["param"] == "h") & (ranges["value_label"] == "2 (= h)")]
     assert not h1.empty and (h1["runs_in"] == f"{NF_OLDEST}–{NF_NEW}").all()
+    with eng.connect() as c:  # the SQL view lists them in the same order
+        ran_in = c.execute(text("SELECT ran_in FROM compat_version_ranges WHERE library = 'neuralforecast' AND "
+                                "model LIKE '%.MLP' AND param = 'h' AND value_label = '2 (= h)'")).scalars().all()
+    assert ran_in and set(ran_in) == {f"{NF_OLDEST}, {NF_OLD}, {NF_NEW}"}
 
 
 def test_mlforecast_release_side_by_side(rel, tmp_path):

@@ -150,6 +150,7 @@ CREATE TABLE registry_release (
 	release_id SERIAL NOT NULL, 
 	library_id INTEGER NOT NULL, 
 	version VARCHAR NOT NULL, 
+	version_order VARCHAR, 
 	scanned_at TIMESTAMP WITH TIME ZONE NOT NULL, 
 	python_version VARCHAR NOT NULL, 
 	environment JSONB, 

@@ -248,8 +248,10 @@ class DiffIndex:
 def split_by_diff(engine: Engine, library: str, from_version: str, release_id: int, groups: list[Group]
                   ) -> tuple[list[Group], list[tuple[Group, Cell, dict[str, Any]]]]:
     """(groups of the cells to run, [(group, cell, outcome carried over)]) for a re-probe against ``from_version``.
-    Carried: ok / error / suspect outcomes of the same (model, method, param, value, scenario) in that release;
-    timeouts and skips are run again (they say nothing about the library)."""
+    Carried: ok / error / suspect outcomes of the same (model, method, param, value, scenario) in that release (its
+    outcome as ``compat_version_status`` gives it: the newest row, a row that ran winning over one carried into
+    that release, so a carry always points at a run); timeouts and skips are run again (they say nothing about the
+    library)."""
     from_id, _ = latest_release(engine, library, from_version)
     diff = DiffIndex(touched_by_diff(engine, from_id, release_id))
     drivers = {c.method.rsplit(".", 1)[0] for g in groups for c in g.cells if "." in c.method} - {"Model"}
@@ -257,7 +259,9 @@ def split_by_diff(engine: Engine, library: str, from_version: str, release_id: i
         old = {}
         for r in conn.execute(text(
                 "SELECT result_id, model, method, param, value_label, scenario, status, exception_type, message, "
-                "seconds FROM compat_result WHERE release_id = :r ORDER BY result_id"), {"r": from_id}).all():
+                f"seconds FROM compat_result c WHERE release_id = :r "
+                f"ORDER BY CASE WHEN {carried_from_sql(engine.dialect.name)} IS NULL THEN 1 ELSE 0 END, result_id"),
+                {"r": from_id}).all():
             old[(r.model, r.method, r.param, r.value_label, r.scenario)] = r
     keep: list[Group] = []
     carry: list[tuple[Group, Cell, dict[str, Any]]] = []
@@ -422,9 +426,10 @@ def carried_from_sql(dialect: str, col: str = "c.context") -> str:
     return f"json_extract({col}, '$.carried_from.version')"
 
 
-def _list_sql(dialect: str, col: str) -> str:
-    """SQL aggregate: the values of ``col`` joined with ', ' (in the order of the rows fed in, sorted there)."""
-    return f"string_agg({col}, ', ' ORDER BY {col})" if dialect == "postgresql" else f"group_concat({col}, ', ')"
+def _list_sql(dialect: str, col: str, order: str) -> str:
+    """SQL aggregate: the values of ``col`` joined with ', ' in the order of ``order`` (SQLite: the order of the
+    rows fed in, sorted there by the same column)."""
+    return f"string_agg({col}, ', ' ORDER BY {order})" if dialect == "postgresql" else f"group_concat({col}, ', ')"
 
 
 def create_release_views(engine: Engine) -> None:
@@ -437,12 +442,15 @@ def create_release_views(engine: Engine) -> None:
     - ``compat_version_ranges``: per (library, model, method, param, value, scenario), the releases where it ran
       (``ran_in``), errored or was suspect (``errored_in``), and was absent (``absent_in``).
 
-    Releases are listed in text order here; ``compat.releases.version_ranges`` gives contiguous ranges in release
-    (PEP 440) order from the same rows."""
+    Releases are listed in release (PEP 440) order, by ``registry_release.version_order``;
+    ``compat.releases.version_ranges`` gives contiguous ranges from the same rows."""
+    from ..registry.store import backfill_version_order
+
     d = engine.dialect.name
     carried = carried_from_sql(d)
     key = "model, method, param, value_label, scenario"
     with engine.begin() as conn:
+        backfill_version_order(conn)  # releases written before the column existed
         conn.execute(text("DROP VIEW IF EXISTS compat_version_ranges"))
         conn.execute(text("DROP VIEW IF EXISTS compat_version_status"))
         conn.execute(text(f"""
@@ -456,11 +464,11 @@ def create_release_views(engine: Engine) -> None:
                                                    c.result_id DESC) AS rn
                 FROM compat_result c),
             latest AS (SELECT * FROM ranked WHERE rn = 1),
-            probed AS (SELECT r.library_id, r.release_id, r.version FROM registry_release r
+            probed AS (SELECT r.library_id, r.release_id, r.version, r.version_order FROM registry_release r
                        WHERE EXISTS (SELECT 1 FROM compat_result c WHERE c.release_id = r.release_id)),
             cells AS (SELECT DISTINCT p.library_id, l.model, l.method, l.param, l.value_label, l.scenario
                       FROM latest l JOIN probed p ON p.release_id = l.release_id)
-            SELECT lib.name AS library, p.version, k.model, k.method, k.param, k.value_label, k.scenario,
+            SELECT lib.name AS library, p.version, p.version_order, k.model, k.method, k.param, k.value_label, k.scenario,
                    COALESCE(l.status, 'absent') AS status, l.exception_type, l.message, l.result_id, l.carried_from
             FROM cells k JOIN probed p ON p.library_id = k.library_id
             JOIN registry_library lib ON lib.library_id = k.library_id
@@ -469,10 +477,11 @@ def create_release_views(engine: Engine) -> None:
         conn.execute(text(f"""
             CREATE VIEW compat_version_ranges AS
             SELECT library, {key},
-                   {_list_sql(d, "CASE WHEN status = 'ok' THEN version END")} AS ran_in,
-                   {_list_sql(d, "CASE WHEN status IN ('error', 'suspect') THEN version END")} AS errored_in,
-                   {_list_sql(d, "CASE WHEN status = 'absent' THEN version END")} AS absent_in
-            FROM (SELECT * FROM compat_version_status ORDER BY version) s
+                   {_list_sql(d, "CASE WHEN status = 'ok' THEN version END", "version_order")} AS ran_in,
+                   {_list_sql(d, "CASE WHEN status IN ('error', 'suspect') THEN version END", "version_order")}
+                       AS errored_in,
+                   {_list_sql(d, "CASE WHEN status = 'absent' THEN version END", "version_order")} AS absent_in
+            FROM (SELECT * FROM compat_version_status ORDER BY version_order) s
             GROUP BY library, {key}"""))
 
 

@@ -46,6 +46,8 @@ class RegistryRelease(SQLModel, table=True):
     release_id: Optional[int] = Field(default=None, primary_key=True)
     library_id: int = Field(foreign_key="registry_library.library_id", index=True)
     version: str
+    # the release number as text that sorts in PEP 440 order (registry.store.version_order): SQL orders by it
+    version_order: Optional[str] = None
     scanned_at: datetime = Field(default_factory=utcnow)
     python_version: str
     environment: Any = _json()

@@ -104,7 +104,8 @@ def _write_scan(engine: Engine, spec: LibrarySpec, result: ScanResult) -> dict[s
             return {"release_id": row.release_id, "status": "unchanged", "counts": stats, "diff": {}}
         if row is None:
             release_id = conn.execute(
-                insert(rel).values(library_id=library_id, version=result.version, **release_values)
+                insert(rel).values(library_id=library_id, version=result.version,
+                                   version_order=version_order(result.version), **release_values)
             ).inserted_primary_key[0]
             status = "created"
         else:
@@ -240,6 +241,36 @@ def version_key(version: str):
         return (0, Version(version), "")
     except InvalidVersion:
         return (1, Version("0"), version)
+
+
+def version_order(version: str) -> str:
+    """The release number as text whose text order is PEP 440 order, for SQL (``ORDER BY version_order``):
+    epoch and six release parts zero-padded, then the phase (dev < a < b < rc < final) and post / dev numbers, so
+    3.2.9 < 3.2.10 < 3.3.0.dev1 < 3.3.0a1 < 3.3.0rc1 < 3.3.0 < 3.3.0.post1. A number that is not PEP 440 sorts
+    after every valid one, by its text."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        v = Version(version)
+    except InvalidVersion:
+        return "~" + version
+    parts = (list(v.release) + [0] * 6)[:6]
+    if v.pre is not None:
+        phase, n = {"a": 1, "b": 2, "rc": 3}[v.pre[0]], v.pre[1]
+    else:
+        phase, n = (0, 0) if v.dev is not None and v.post is None else (4, 0)
+    post = 0 if v.post is None else v.post + 1
+    dev = 999999 if v.dev is None else v.dev
+    return ".".join(f"{x:06d}" for x in (v.epoch, *parts, phase, n, post, dev))
+
+
+def backfill_version_order(conn: Connection) -> int:
+    """Fill ``version_order`` of releases written by an fcast that did not record it; returns how many."""
+    rel = T["registry_release"]
+    rows = conn.execute(select(rel.c.release_id, rel.c.version).where(rel.c.version_order.is_(None))).all()
+    for rid, ver in rows:
+        conn.execute(update(rel).where(rel.c.release_id == rid).values(version_order=version_order(ver)))
+    return len(rows)
 
 
 def neighbours(conn: Connection, library_id: int, release_id: int) -> tuple[int | None, int | None]:
