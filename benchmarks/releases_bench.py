@@ -14,6 +14,11 @@ One fresh SQLite database per release pair (reports/releases_bench_<library>_<fr
    run, the rest carried over): cells run vs carried, seconds, ``saved_seconds`` against ``full_new``, and
    ``misses``: carried cells whose outcome differs from the full run's (what the diff of signatures and bodies, helpers included, cannot see).
 
+``--reuse-full "<library> <a>-><b>"``: the full run of the release this pair shares with an earlier pair (the
+newer of a 3.1.9 → 3.2.2 pair is the older of 3.2.2 → 3.3.0) is taken from that pair's database and entry instead
+of being run again (same models and families): its database is copied as this pair's, the other release is scanned,
+run in full and re-probed as above.
+
 Results go into reports/releases_bench.json (one entry per release pair, merged); ``--docs`` writes the upgrade report
 from the full runs to docs/upgrades/<library>-<from>-to-<to>.md.
 """
@@ -43,6 +48,8 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--cold", action="store_true", help="remove the older release's environment first")
     ap.add_argument("--docs", action="store_true", help="write docs/upgrades/<library>-<from>-to-<to>.md")
+    ap.add_argument("--reuse-full", metavar="ENTRY", help="take the shared release's full run from this earlier "
+                    "entry of reports/releases_bench.json (e.g. 'neuralforecast 3.2.2->3.3.0') and its database")
     ap.add_argument("--diff-only", action="store_true", help="keep the database and its full runs: rescan both "
                     "releases and run only the diff-driven re-probe again (after a change to the diff rules)")
     args = ap.parse_args()
@@ -50,7 +57,10 @@ def main() -> int:
     db = ROOT / "reports" / f"releases_bench_{args.library}_{args.old}_{args.new}{'_subset' if args.model else ''}.db"
     path = ROOT / "reports" / "releases_bench.json"
     key = f"{args.library} {args.old}->{args.new}" + (f" [{','.join(args.model)}]" if args.model else "")
-    if not args.diff_only:
+    reused: dict = {}
+    if args.reuse_full:  # checked before anything is removed; copies the earlier pair's database as this one's
+        reused = _reused_full(args, path, db)
+    elif not args.diff_only:
         db.unlink(missing_ok=True)
     os.environ["FCAST_DB_URL"] = f"sqlite:///{db}"
 
@@ -87,6 +97,10 @@ def main() -> int:
               cell_timeout=args.timeout)
 
     def probe(spec, step, **extra):
+        if spec.version in reused:
+            out[step] = {**reused[spec.version], "reused_from": args.reuse_full}
+            print(step, "reused", out[step], flush=True)
+            return
         r = probe_release(eng, spec, **kw, **extra)
         out[step] = {k: r[k] for k in ("cells", "counts", "ran", "carried", "seconds")}
         print(step, out[step], flush=True)
@@ -117,6 +131,35 @@ def _diff(args, eng, new, kw, out, path, key, db) -> int:
     _save(path, key, out)
     print(json.dumps(out, indent=1))
     return 0
+
+
+def _reused_full(args, path: Path, db: Path) -> dict:
+    """{version: full-run numbers} of the release this pair shares with the entry ``args.reuse_full``, whose
+    database becomes this pair's (copied); one line and exit 2 when the entry does not fit."""
+    entries = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    e = entries.get(args.reuse_full)
+    if e is None or e.get("library") != args.library:
+        sys.exit(f"--reuse-full: no entry {args.reuse_full!r} of {args.library} in {path.relative_to(ROOT)}")
+    if (e.get("models"), e.get("families")) != (args.model or "all", args.family or "all"):
+        sys.exit(f"--reuse-full: {args.reuse_full!r} ran other models or families than this pair")
+    runs = {e["from"]: e.get("full_old"), e["to"]: e.get("full_new")}
+    shared = {v: r for v, r in runs.items() if v in (args.old, args.new) and r and not r.get("reused_from")}
+    if not shared:
+        sys.exit(f"--reuse-full: {args.reuse_full!r} has no full run of {args.old} or {args.new}")
+    src = ROOT / "reports" / (f"releases_bench_{args.library}_{e['from']}_{e['to']}"
+                              f"{'_subset' if args.model else ''}.db")
+    if not src.exists():
+        sys.exit(f"--reuse-full: its database {src.relative_to(ROOT)} is gone")
+    import sqlite3
+
+    tmp = db.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    with sqlite3.connect(src) as a, sqlite3.connect(tmp) as b:  # the backup API: a WAL not yet merged comes along
+        a.backup(b)
+    a.close()
+    b.close()
+    tmp.replace(db)
+    return shared
 
 
 def _write_doc(args, eng, out, db) -> None:

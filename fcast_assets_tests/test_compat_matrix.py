@@ -12,6 +12,7 @@ from sqlalchemy import text
 from fcast_assets.cli import main
 from fcast_assets.compat.candidates import INVALID_ENUM
 from fcast_assets.compat.probe import run_matrix
+from fcast_assets.compat.synthetic import build_data
 from fcast_assets.compat.tables import correspondence, rerun_cell
 from fcast_assets.db.models import JSONType
 from fcast_assets.registry import scan_and_store
@@ -223,6 +224,40 @@ def test_auto_class_cells(tmp_path):
     bad_backend = next(r for (p, lab), r in rows.items() if p == "backend" and "outside enum" in lab)
     assert bad_backend.status == "error" and "backend" in bad_backend.message.lower()
     assert {r.status for (p, _), r in rows.items() if p == "loss"} == {"ok"}
+
+
+def test_auto_cells_sample_the_same_config_every_run(tmp_path):
+    """An Auto cell with the optuna backend samples its config with a seeded sampler, so two runs (two releases)
+    sample the same config and a flip is the library's, not chance; a cell that probes search_alg keeps its own
+    sampler, and the ray backend gets none of optuna's."""
+    import optuna
+
+    from fcast_assets.compat.neuralforecast_adapter import NeuralForecastAdapter
+
+    engine, _ = scanned_db(tmp_path)
+    with engine.connect() as conn:
+        rid = conn.execute(text("SELECT MAX(release_id) FROM registry_release")).scalar()
+    ad = NeuralForecastAdapter(engine, rid, str(tmp_path))
+    group = next(g for g in ad._auto_groups("neuralforecast.auto.AutoRNN", {}) if g.cells)
+    cell = next(c for c in group.cells if c.param == "config" and "default_override_constant" in c.value_label)
+    data = build_data("datetime", ())
+
+    def sampled() -> dict:
+        kw = ad.auto_kwargs(group.setup, cell.spec, data)
+        assert isinstance(kw["search_alg"], optuna.samplers.TPESampler)
+        study = optuna.create_study(sampler=kw["search_alg"])
+        return kw["config"](study.ask())
+
+    first = sampled()
+    assert {"input_size", "random_seed"} <= set(first) and sampled() == first
+    # the look-alike: the same space with an unseeded sampler does not promise that (what the cells had before)
+    draws = [ad.auto_kwargs(group.setup, cell.spec, data)["config"](
+        optuna.create_study(sampler=optuna.samplers.TPESampler()).ask()) for _ in range(8)]
+    assert len({repr(sorted(d.items())) for d in draws}) > 1
+    own = next(c for c in group.cells if c.param == "search_alg" and "RandomSampler" in c.value_label)
+    assert isinstance(ad.auto_kwargs(group.setup, own.spec, data)["search_alg"], optuna.samplers.RandomSampler)
+    ray = next(c for c in group.cells if c.param == "backend" and c.value == "ray")
+    assert "search_alg" not in ad.auto_kwargs(group.setup, ray.spec, data)
 
 
 def test_statsforecast_and_mlforecast_share_the_tables(tmp_path):

@@ -247,9 +247,10 @@ def test_version_ranges_list_releases_in_release_order(db_url):
     assert orders == ["0.2.9", "0.2.10rc1", "0.2.10", "0.2.10.post1"]
 
 
-def _release_rows(conn, version: str, outcomes: list[tuple[str, str, str | None]]) -> int:
-    """A utilsforecast release row written as an older fcast wrote it (no version_order), one compat run, and one
-    result per (model, status, carried from version or None), cell f(h=1) of that model; returns the release_id."""
+def _release_rows(conn, version: str, *runs: list[tuple[str, str, str | None]]) -> int:
+    """A utilsforecast release row written as an older fcast wrote it (no version_order), and per run of ``runs``
+    one compat run with one result per (model, status, carried from version or None), cell f(h=1) of that model;
+    returns the release_id."""
     from fcast_assets.db import models as m
 
     lib = conn.execute(text("SELECT library_id FROM registry_library WHERE name = 'utilsforecast'")).scalar()
@@ -258,13 +259,40 @@ def _release_rows(conn, version: str, outcomes: list[tuple[str, str, str | None]
             name="utilsforecast", import_name="utilsforecast", dist_name="utilsforecast")).inserted_primary_key[0]
     rid = conn.execute(m.RegistryRelease.__table__.insert().values(
         library_id=lib, version=version, python_version="3.11")).inserted_primary_key[0]
-    run = conn.execute(m.CompatRun.__table__.insert().values(release_id=rid, library="utilsforecast")
-                       ).inserted_primary_key[0]
-    for model, status, carried in outcomes:
-        conn.execute(m.CompatResult.__table__.insert().values(
-            compat_run_id=run, release_id=rid, model=model, method="f", param="h", value_label="1", status=status,
-            context={"carried_from": {"version": carried}} if carried else {}))
+    for outcomes in runs:
+        run = conn.execute(m.CompatRun.__table__.insert().values(release_id=rid, library="utilsforecast")
+                           ).inserted_primary_key[0]
+        for model, status, carried in outcomes:
+            conn.execute(m.CompatResult.__table__.insert().values(
+                compat_run_id=run, release_id=rid, model=model, method="f", param="h", value_label="1",
+                status=status, exception_type="ValueError" if status == "error" else None,
+                message=f"{model} says {status}", context={"carried_from": {"version": carried}} if carried else {}))
     return rid
+
+
+def test_upgrade_report_keeps_timeouts_and_unstable_cells_apart(db_url):
+    """A cell that errors in the newer release is a flip; one that timed out in a release, or whose outcome varied
+    between two runs of one release, is listed apart and not counted as flipped; a carried row that disagrees is
+    not a second run."""
+    from fcast_assets.compat.releases import unstable_cells, upgrade_report
+
+    eng = make_engine(db_url)
+    init_db(eng)
+    with eng.begin() as conn:
+        _release_rows(conn, "0.1.0", [("flips", "ok", None), ("slow", "ok", None), ("varies", "ok", None),
+                                      ("same", "ok", None)])
+        _release_rows(conn, "0.2.0", [("flips", "error", None), ("slow", "timeout", None), ("varies", "ok", None),
+                                      ("same", "ok", None)],
+                      [("varies", "error", None), ("same", "error", "0.1.0")])
+    assert unstable_cells(eng, "utilsforecast", "0.2.0") == {("varies", "f", "h", "1", "baseline")}
+    md = upgrade_report(eng, "utilsforecast", "0.1.0", "0.2.0")
+    eng.dispose()
+    flipped = md.split("## Cells that flipped", 1)[1].split("## ", 1)[0]
+    timed = md.split("## Cells that timed out in one release", 1)[1].split("## ", 1)[0]
+    varied = md.split("## Cells whose outcome varies between runs", 1)[1].split("## ", 1)[0]
+    assert "| flips |" in flipped and "| slow |" not in flipped and "| varies |" not in flipped
+    assert "| slow |" in timed and "| varies |" in varied and "| same |" not in md
+    assert "| matrix cells that flipped | 1 |" in md
 
 
 def test_reprobe_carries_what_ran_not_what_was_carried(db_url):
@@ -277,9 +305,9 @@ def test_reprobe_carries_what_ran_not_what_was_carried(db_url):
     eng = make_engine(db_url)
     init_db(eng)
     with eng.begin() as conn:
-        _release_rows(conn, "0.1.0", [])
+        _release_rows(conn, "0.1.0")
         _release_rows(conn, "0.2.0", [("f", "ok", None), ("f", "error", "0.1.0"), ("g", "error", None)])
-        new_id = _release_rows(conn, "0.3.0", [])
+        new_id = _release_rows(conn, "0.3.0")
         ran_ids = dict(conn.execute(text("SELECT model, MIN(result_id) FROM compat_result GROUP BY model")).all())
     groups = [Group("k", model, {}, [Cell(model, "f", "h", 1, "1")]) for model in ("f", "g")]
     run, carry = split_by_diff(eng, "utilsforecast", "0.2.0", new_id, groups)

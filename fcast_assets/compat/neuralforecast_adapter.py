@@ -33,6 +33,8 @@ from .synthetic import build_data  # noqa: F401 - re-exported (the probes' data)
 INPUT_SIZES = [4, 8, 16, 24]
 CORE = "neuralforecast.core.NeuralForecast"
 PI = "neuralforecast.utils.PredictionIntervals"
+#: seed of the optuna sampler of every Auto cell that does not probe ``search_alg`` itself (one outcome per cell)
+AUTO_SAMPLER_SEED = 0
 # constructor parameters probed by their own cells or holding objects, not plain values
 _NOT_CONSTRUCTOR_CELLS = {"h", "input_size", "n_series", "loss", "valid_loss", "futr_exog_list", "hist_exog_list",
                           "stat_exog_list", "cat_exog_list", "categorical_cardinalities", "alias", "optimizer",
@@ -343,6 +345,19 @@ class NeuralForecastAdapter:
                  "fit_kwargs": {"val_size": H}, "data": {"ds_kind": "datetime", "exog": []}}
         return [Group(f"{q}:auto", q, setup, cells)]
 
+    def auto_kwargs(self, setup: dict[str, Any], spec: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        """The Auto class's arguments of an ``auto_fit`` cell. With the optuna backend and no ``search_alg`` of the
+        cell's own, a sampler seeded with AUTO_SAMPLER_SEED: neuralforecast's default search_alg is ray's, so optuna
+        would fall back to an unseeded sampler, and the sampled config (input_size, random_seed, ...) and so the
+        cell's outcome would vary from run to run (a flip between releases that is only chance)."""
+        kwargs = {**setup["model_kwargs"], **spec["auto_kwargs"]}
+        kwargs = {k: (self._auto_config(v, setup) if k == "config" else decode(v, data)) for k, v in kwargs.items()}
+        if kwargs.get("backend") == "optuna" and "search_alg" not in spec["auto_kwargs"]:
+            import optuna
+
+            kwargs["search_alg"] = optuna.samplers.TPESampler(seed=AUTO_SAMPLER_SEED)
+        return kwargs
+
     def _auto_config(self, spec: Any, setup: dict[str, Any]) -> Any:
         """Build a config value: a callable (optuna), a dict (ray), or the class's default (None)."""
         if not (isinstance(spec, dict) and "__config__" in spec):
@@ -430,9 +445,7 @@ class NeuralForecastAdapter:
             data = state["data"]
             mod, _, attr = s["model"].rpartition(".")
             cls = getattr(importlib.import_module(mod), attr)
-            kwargs = {**s["model_kwargs"], **spec["auto_kwargs"]}
-            kwargs = {k: (self._auto_config(v, s) if k == "config" else decode(v, data)) for k, v in kwargs.items()}
-            nf = NeuralForecast(models=[cls(**kwargs)], freq=data["freq"])
+            nf = NeuralForecast(models=[cls(**self.auto_kwargs(s, spec, data))], freq=data["freq"])
             nf.fit(df=data["df"], **s["fit_kwargs"])
             out = nf.predict()
             return check_forecast(out, last_ds=data["last_ds"], h=nf.h, freq=data["freq"],

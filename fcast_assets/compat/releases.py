@@ -253,6 +253,24 @@ def flipped_cells(engine: Engine, library: str, from_version: str, to_version: s
     return flipped.reset_index()
 
 
+def unstable_cells(engine: Engine, library: str, version: str) -> set[tuple]:
+    """Cells (KEY, model by class name) that ran more than once in ``version`` (a full run and a diff-driven re-run,
+    say) with different outcomes: status or exception type. Carried rows do not count (they copy a run)."""
+    with engine.connect() as conn:
+        rows = conn.execute(text("""
+            SELECT c.model, c.method, c.param, c.value_label, c.scenario, c.status, c.exception_type, c.context
+            FROM compat_result c JOIN registry_release r ON r.release_id = c.release_id
+            JOIN registry_library l ON l.library_id = r.library_id WHERE l.name = :lib AND r.version = :v
+            """).columns(context=m.JSONType), {"lib": library, "v": version}).all()
+    seen: dict[tuple, set] = {}
+    for r in rows:
+        if (r.context or {}).get("carried_from"):
+            continue
+        seen.setdefault((r.model.rsplit(".", 1)[-1], r.method, r.param, r.value_label, r.scenario), set()).add(
+            (r.status, r.exception_type or ""))
+    return {k for k, outcomes in seen.items() if len(outcomes) > 1}
+
+
 def upgrade_report(engine: Engine, library: str, from_version: str, to_version: str) -> str:
     """Markdown: what changes if you upgrade ``library`` from one release to another — symbols and parameters added
     / removed / renamed, defaults changed, and the matrix cells that flipped, with their messages."""
@@ -289,7 +307,19 @@ def upgrade_report(engine: Engine, library: str, from_version: str, to_version: 
             f"| parameters changed otherwise (kind, annotation) | {len(p_ch) - len(defaults) - len(moved)} |",
             f"| functions / methods whose code changed (body, or a helper it calls) | {len(bodies)} |"]
     flips = flipped_cells(engine, library, from_version, to_version)
-    out += [f"| matrix cells that flipped | {len(flips)} |", ""]
+    # not evidence of a change: a timeout on one side (the machine's time, not the library's answer), and a cell
+    # whose outcome varied between runs of the same release
+    unstable = unstable_cells(engine, library, from_version) | unstable_cells(engine, library, to_version)
+    if not flips.empty:
+        timed = (flips["status_from"] == "timeout") | (flips["status_to"] == "timeout")
+        varies = flips.apply(lambda r: tuple(r[k] for k in KEY) in unstable, axis=1) & ~timed
+        flips, timed_out, varied = flips[~timed & ~varies], flips[timed], flips[varies]
+    else:
+        timed_out = varied = flips
+    out += [f"| matrix cells that flipped | {len(flips)} |",
+            f"| cells that timed out in one of the releases (not counted as flipped) | {len(timed_out)} |",
+            f"| cells whose outcome varied between runs of one release (not counted as flipped) | {len(varied)} |",
+            ""]
 
     def esc(x: Any) -> str:  # text from the database: never markup in a table cell (HTML entities, no pipes)
         if x is None or x != x:
@@ -300,21 +330,34 @@ def upgrade_report(engine: Engine, library: str, from_version: str, to_version: 
     def code(x: Any) -> str:  # a code span that holds any text (backticks included)
         return "`` " + " ".join(str(x).split())[:160].replace("|", "\\|") + " ``"
 
+    def table(rows: pd.DataFrame) -> list[str]:
+        lines = ["| model | method | param | value | scenario | " + from_version + " | " + to_version +
+                 " | message | result_id (from / to) |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in rows.itertuples():
+            msg = r.message_to if r.status_to not in ("ok", "absent") else r.message_from
+            ids = " / ".join("–" if x != x or x is None else str(int(x)) for x in (r.result_id_from, r.result_id_to))
+            lines.append(f"| {esc(r.model)} | {esc(r.method)} | {esc(r.param)} | {code(r.value_label)} | "
+                         f"{esc(r.scenario)} | {STATUS_MARK.get(r.status_from, '')} {r.status_from} "
+                         f"{esc(r.exception_type_from)} | {STATUS_MARK.get(r.status_to, '')} {r.status_to} "
+                         f"{esc(r.exception_type_to)} | {esc(msg)} | {ids} |")
+        return [*lines, ""]
+
     out += ["## Cells that flipped", ""]
     if flips.empty:
         out += ["No cell changed status.", ""]
     else:
         out += ["Each row can be re-run in its own release's environment: `fcast releases rerun <result_id>`.", "",
-                "| model | method | param | value | scenario | " + from_version + " | " + to_version +
-                " | message | result_id (from / to) |", "|---|---|---|---|---|---|---|---|---|"]
-        for r in flips.itertuples():
-            msg = r.message_to if r.status_to not in ("ok", "absent") else r.message_from
-            ids = " / ".join("–" if x != x or x is None else str(int(x)) for x in (r.result_id_from, r.result_id_to))
-            out.append(f"| {esc(r.model)} | {esc(r.method)} | {esc(r.param)} | {code(r.value_label)} | "
-                       f"{esc(r.scenario)} | {STATUS_MARK.get(r.status_from, '')} {r.status_from} "
-                       f"{esc(r.exception_type_from)} | {STATUS_MARK.get(r.status_to, '')} {r.status_to} "
-                       f"{esc(r.exception_type_to)} | {esc(msg)} | {ids} |")
-        out.append("")
+                *table(flips)]
+    if not timed_out.empty:
+        out += ["## Cells that timed out in one release", "",
+                "No answer within the cell's time limit in one release and an answer in the other: the machine's "
+                "time, not evidence that the library changed. Re-run them (`fcast releases rerun <result_id>`) "
+                "before reading them as a change.", "", *table(timed_out)]
+    if not varied.empty:
+        out += ["## Cells whose outcome varies between runs", "",
+                "These ran more than once in one of the releases with different outcomes (the data or the search "
+                "is not the same every run): their difference between the releases is not a change either.", "",
+                *table(varied)]
     out += ["## Parameters renamed (removed and added at the same position)", ""]
     out += [f"- `{q}`: `{old}` → `{new}`" for q, old, new in renamed] or ["None."]
     out += ["", "## Defaults changed", ""]
