@@ -274,7 +274,7 @@ def test_upgrade_report_keeps_timeouts_and_unstable_cells_apart(db_url):
     """A cell that errors in the newer release is a flip; one that timed out in a release, or whose outcome varied
     between two runs of one release, is listed apart and not counted as flipped; a carried row that disagrees is
     not a second run."""
-    from fcast_assets.compat.releases import unstable_cells, upgrade_report
+    from fcast_assets.compat.releases import carry_misses, unstable_cells, upgrade_report
 
     eng = make_engine(db_url)
     init_db(eng)
@@ -283,8 +283,11 @@ def test_upgrade_report_keeps_timeouts_and_unstable_cells_apart(db_url):
                                       ("same", "ok", None)])
         _release_rows(conn, "0.2.0", [("flips", "error", None), ("slow", "timeout", None), ("varies", "ok", None),
                                       ("same", "ok", None)],
-                      [("varies", "error", None), ("same", "error", "0.1.0")])
+                      [("varies", "error", None), ("same", "error", "0.1.0")],
+                      [("flips", "ok", "0.1.0"), ("slow", "ok", "0.1.0")])  # a diff-driven run carrying 0.1.0's
     assert unstable_cells(eng, "utilsforecast", "0.2.0") == {("varies", "f", "h", "1", "baseline")}
+    # its misses: the carried ✓ of a cell that errors when run; a timeout in the full run is no answer to compare
+    assert list(carry_misses(eng, "utilsforecast", "0.2.0")["model"]) == ["flips"]
     md = upgrade_report(eng, "utilsforecast", "0.1.0", "0.2.0")
     eng.dispose()
     flipped = md.split("## Cells that flipped", 1)[1].split("## ", 1)[0]

@@ -216,7 +216,8 @@ def version_ranges(engine: Engine, library: str) -> pd.DataFrame:
 def carry_misses(engine: Engine, library: str, version: str, compat_run_id: int | None = None) -> pd.DataFrame:
     """Cells a diff-driven re-probe of ``version`` (``compat_run_id``, default: the latest run that carried cells)
     carried over whose outcome differs from a full run of the same release (another compat run): what the diff
-    missed (a change reached only through a helper)."""
+    missed (a change reached only through a helper). A cell that timed out or was skipped in the full run is no
+    answer to compare with, and is left out."""
     with engine.connect() as conn:
         rows = conn.execute(text("""
             SELECT c.result_id, c.compat_run_id, c.model, c.method, c.param, c.value_label, c.scenario, c.status,
@@ -230,7 +231,8 @@ def carry_misses(engine: Engine, library: str, version: str, compat_run_id: int 
     if not df["carried"].any():
         return df.iloc[0:0]
     last = compat_run_id if compat_run_id is not None else df.loc[df["carried"], "compat_run_id"].max()
-    ran = df[~df["carried"] & (df["compat_run_id"] != last)].drop_duplicates(KEY, keep="last").set_index(KEY)
+    ran = df[~df["carried"] & (df["compat_run_id"] != last)].drop_duplicates(KEY, keep="last")
+    ran = ran[~ran["status"].isin(["timeout", "skipped"])].set_index(KEY)
     car = df[df["carried"] & (df["compat_run_id"] == last)].drop_duplicates(KEY, keep="last").set_index(KEY)
     both = car.join(ran, how="inner", lsuffix="_carried", rsuffix="_ran")
     return both[(both["status_carried"] != both["status_ran"])
