@@ -19,6 +19,9 @@ newer of a 3.1.9 → 3.2.2 pair is the older of 3.2.2 → 3.3.0) is taken from t
 of being run again (same models and families): its database is copied as this pair's, the other release is scanned,
 run in full and re-probed as above.
 
+``--diff-only --rerun-auto``: the Auto classes' cells of both releases run again first (full runs made before
+the Auto cells sampled with a seeded sampler held chance outcomes), then the diff-driven re-probe.
+
 Results go into reports/releases_bench.json (one entry per release pair, merged); ``--docs`` writes the upgrade report
 from the full runs to docs/upgrades/<library>-<from>-to-<to>.md.
 """
@@ -50,6 +53,9 @@ def main() -> int:
     ap.add_argument("--docs", action="store_true", help="write docs/upgrades/<library>-<from>-to-<to>.md")
     ap.add_argument("--reuse-full", metavar="ENTRY", help="take the shared release's full run from this earlier "
                     "entry of reports/releases_bench.json (e.g. 'neuralforecast 3.2.2->3.3.0') and its database")
+    ap.add_argument("--rerun-auto", action="store_true", help="with --diff-only: first run the Auto classes' "
+                    "cells of both releases again (their full runs sampled configs unseeded before the Auto cells "
+                    "had a seeded sampler); the reports and the misses then read those rows")
     ap.add_argument("--diff-only", action="store_true", help="keep the database and its full runs: rescan both "
                     "releases and run only the diff-driven re-probe again (after a change to the diff rules)")
     args = ap.parse_args()
@@ -77,6 +83,8 @@ def main() -> int:
             scan_release(eng, spec)
         kw = dict(models=args.model or None, families=args.family or None, workers=args.workers,
                   cell_timeout=args.timeout)
+        if args.rerun_auto:
+            _rerun_auto(args, eng, (old, new), out, path, key)
         return _diff(args, eng, new, kw, out, path, key, db)
     out: dict = {"library": args.library, "from": args.old, "to": args.new, "models": args.model or "all",
                  "families": args.family or "all", "workers": args.workers, "machine": platform.machine(),
@@ -131,6 +139,27 @@ def _diff(args, eng, new, kw, out, path, key, db) -> int:
     _save(path, key, out)
     print(json.dumps(out, indent=1))
     return 0
+
+
+def _rerun_auto(args, eng, specs, out: dict, path: Path, key: str) -> None:
+    """The Auto classes' cells (family ``auto``) of both releases run again, each in its own environment."""
+    from sqlalchemy import text
+
+    from fcast_assets.compat.releases import probe_release
+
+    with eng.connect() as conn:
+        autos = sorted({q.rsplit(".", 1)[-1] for q in conn.execute(text(
+            "SELECT DISTINCT model FROM compat_result WHERE method = 'Auto.__init__'")).scalars()})
+    if args.model:
+        autos = [a for a in autos if a in args.model]
+    for spec, step in zip(specs, ("auto_rerun_old", "auto_rerun_new")):
+        if not autos:
+            break
+        r = probe_release(eng, spec, models=autos, families=["auto"], workers=args.workers,
+                          cell_timeout=args.timeout)
+        out[step] = {k: r[k] for k in ("cells", "counts", "ran", "seconds")}
+        print(step, out[step], flush=True)
+        _save(path, key, out)
 
 
 def _reused_full(args, path: Path, db: Path) -> dict:
