@@ -270,7 +270,7 @@ def _release_rows(conn, version: str, *runs: list[tuple[str, str, str | None]]) 
     return rid
 
 
-def test_upgrade_report_keeps_timeouts_and_unstable_cells_apart(db_url):
+def test_upgrade_report_keeps_timeouts_and_unstable_cells_apart(db_url, tmp_path):
     """A cell that errors in the newer release is a flip; one that timed out in a release, or whose outcome varied
     between two runs of one release, is listed apart and not counted as flipped; a carried row that disagrees is
     not a second run."""
@@ -289,7 +289,12 @@ def test_upgrade_report_keeps_timeouts_and_unstable_cells_apart(db_url):
     # its misses: the carried ✓ of a cell that errors when run; a timeout in the full run is no answer to compare
     assert list(carry_misses(eng, "utilsforecast", "0.2.0")["model"]) == ["flips"]
     md = upgrade_report(eng, "utilsforecast", "0.1.0", "0.2.0")
+    from fcast_assets.site.build import write_release_pages  # the site's page counts the same way
+
+    write_release_pages(eng, tmp_path / "releases")
+    page = (tmp_path / "releases" / "utilsforecast.md").read_text(encoding="utf-8")
     eng.dispose()
+    assert "0.1.0 → 0.2.0: 1 cells flipped (1 timed out in one release, 1 varied between runs: not counted" in page
     flipped = md.split("## Cells that flipped", 1)[1].split("## ", 1)[0]
     timed = md.split("## Cells that timed out in one release", 1)[1].split("## ", 1)[0]
     varied = md.split("## Cells whose outcome varies between runs", 1)[1].split("## ", 1)[0]

@@ -273,6 +273,19 @@ def unstable_cells(engine: Engine, library: str, version: str) -> set[tuple]:
     return {k for k, outcomes in seen.items() if len(outcomes) > 1}
 
 
+def classified_flips(engine: Engine, library: str, from_version: str, to_version: str) -> pd.DataFrame:
+    """:func:`flipped_cells` with ``kind``: ``flipped`` (a change of the library's answer), ``timeout`` (no answer
+    in time in one release: the machine's time, not evidence) or ``varies`` (the cell ran more than once in one of
+    the releases with different outcomes: its difference is not evidence either)."""
+    flips = flipped_cells(engine, library, from_version, to_version)
+    if flips.empty:
+        return flips.assign(kind=pd.Series(dtype=str))
+    unstable = unstable_cells(engine, library, from_version) | unstable_cells(engine, library, to_version)
+    timed = (flips["status_from"] == "timeout") | (flips["status_to"] == "timeout")
+    varies = flips.apply(lambda r: tuple(r[k] for k in KEY) in unstable, axis=1)
+    return flips.assign(kind=["timeout" if t else "varies" if v else "flipped" for t, v in zip(timed, varies)])
+
+
 def upgrade_report(engine: Engine, library: str, from_version: str, to_version: str) -> str:
     """Markdown: what changes if you upgrade ``library`` from one release to another — symbols and parameters added
     / removed / renamed, defaults changed, and the matrix cells that flipped, with their messages."""
@@ -308,16 +321,9 @@ def upgrade_report(engine: Engine, library: str, from_version: str, to_version: 
             f"| parameters moved (position only: another one was inserted before) | {len(moved)} |",
             f"| parameters changed otherwise (kind, annotation) | {len(p_ch) - len(defaults) - len(moved)} |",
             f"| functions / methods whose code changed (body, or a helper it calls) | {len(bodies)} |"]
-    flips = flipped_cells(engine, library, from_version, to_version)
-    # not evidence of a change: a timeout on one side (the machine's time, not the library's answer), and a cell
-    # whose outcome varied between runs of the same release
-    unstable = unstable_cells(engine, library, from_version) | unstable_cells(engine, library, to_version)
-    if not flips.empty:
-        timed = (flips["status_from"] == "timeout") | (flips["status_to"] == "timeout")
-        varies = flips.apply(lambda r: tuple(r[k] for k in KEY) in unstable, axis=1) & ~timed
-        flips, timed_out, varied = flips[~timed & ~varies], flips[timed], flips[varies]
-    else:
-        timed_out = varied = flips
+    every = classified_flips(engine, library, from_version, to_version)
+    flips, timed_out, varied = (every[every["kind"] == k] if not every.empty else every
+                                for k in ("flipped", "timeout", "varies"))
     out += [f"| matrix cells that flipped | {len(flips)} |",
             f"| cells that timed out in one of the releases (not counted as flipped) | {len(timed_out)} |",
             f"| cells whose outcome varied between runs of one release (not counted as flipped) | {len(varied)} |",

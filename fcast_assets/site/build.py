@@ -388,7 +388,7 @@ def write_release_pages(engine: Engine, folder: Path) -> dict[str, Any]:
     """Per library probed in two releases or more: every cell's status in each release with the release ranges
     where it runs / errors, and per consecutive pair the cells that flipped (both outcomes, the message, the
     result_id to re-run in its own release's environment: ``fcast releases rerun ID``)."""
-    from ..compat.releases import flipped_cells, version_ranges
+    from ..compat.releases import classified_flips, version_ranges
 
     folder.mkdir(parents=True, exist_ok=True)
     with engine.connect() as conn:
@@ -421,13 +421,17 @@ def write_release_pages(engine: Engine, folder: Path) -> dict[str, Any]:
                         f"<td>{esc(row['runs_in'])}</td><td>{esc(row['errors_in'])}</td></tr>")
         page += ["</tbody></table></div>", ""]
         for a, b in zip(versions, versions[1:]):
-            flips = flipped_cells(engine, lib, a, b)
-            page += [f"## {esc_md(a)} → {esc_md(b)}: {len(flips)} cells flipped", ""]
+            flips = classified_flips(engine, lib, a, b)
+            n = flips["kind"].value_counts().to_dict() if not flips.empty else {}
+            apart = ", ".join(x for x in (f"{n['timeout']} timed out in one release" if n.get("timeout") else "",
+                                          f"{n['varies']} varied between runs" if n.get("varies") else "") if x)
+            page += [f"## {esc_md(a)} → {esc_md(b)}: {n.get('flipped', 0)} cells flipped"
+                     + (f" ({esc_md(apart)}: not counted, marked in the table)" if apart else ""), ""]
             if flips.empty:
                 continue
             page += ['<div class="fc-scroll"><table class="fc-matrix">',
                      "<thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in (
-                         "model", "method", "param", "value", "scenario", a, b, "message", "result_id")) +
+                         "model", "method", "param", "value", "scenario", a, b, "message", "result_id", "kind")) +
                      "</tr></thead>", "<tbody>"]
             for f in flips.to_dict("records"):
                 msg = f["message_to"] if f["status_to"] not in ("ok", "absent") else f["message_from"]
@@ -440,7 +444,8 @@ def write_release_pages(engine: Engine, folder: Path) -> dict[str, Any]:
                               f'{esc(f[e] if isinstance(f[e], str) else "")}</td>'
                               for k, e in (("status_from", "exception_type_from"),
                                            ("status_to", "exception_type_to")))
-                    + f"<td>{esc(short(msg if isinstance(msg, str) else ''))}</td><td>{esc(ids)}</td></tr>")
+                    + f"<td>{esc(short(msg if isinstance(msg, str) else ''))}</td><td>{esc(ids)}</td>"
+                    f"<td>{esc(f['kind'])}</td></tr>")
             page += ["</tbody></table></div>", ""]
         (folder / f"{lslug}.md").write_text("\n".join(page), encoding="utf-8")
         index.append(f"- [{esc_md(lib)}]({lslug}.md): {', '.join(esc_md(v) for v in versions)}")
