@@ -152,7 +152,7 @@ def releases_table(figs: dict) -> str:
             f"{', '.join(f['families']) if isinstance(f['families'], list) else 'all'}"
         d, fo, fn = f["diff_new"], f["full_old"], f["full_new"]
         lines.append(f"| {f['library']} | {f['from']} → {f['to']} | {scope} | "
-                     f"{f.get('env_cold_seconds', f.get('env_first_call_seconds', '-'))} | {f['env_cached_seconds']} | "
+                     f"{f.get('env_cold_seconds', '– (built earlier)')} | {f['env_cached_seconds']} | "
                      f"{fo['cells']} / {fn['cells']} | {fn['seconds']} | {d['ran']} / {d['carried']} | "
                      f"{d['seconds']} | {d['saved_seconds']} | {d['misses']} |")
     lines.append("")
@@ -160,6 +160,13 @@ def releases_table(figs: dict) -> str:
                  "reached another way than the diff follows: a method of another object, a C extension, a dependency). *carried* is 0 "
                  "where every cell goes through a method whose body changed (statsforecast 2.1.1's StatsForecast."
                  "forecast / predict, mlforecast 1.1.0's MLForecast methods): the diff re-runs them all.")
+    reran = [f"{f['library']} {f['from']} → {f['to']} ({f['models'] if f['models'] == 'all' else 'subset'}: "
+             f"{f['auto_rerun_new']['cells']} cells, {f['auto_rerun_old']['seconds']} s and "
+             f"{f['auto_rerun_new']['seconds']} s)" for f in figs.values() if "auto_rerun_new" in f]
+    if reran:
+        lines.append(" " + "; ".join(reran) + ": its full runs sampled the Auto classes' configs unseeded, so their "
+                     "Auto cells ran again in both releases with the seeded sampler before the diff-driven run, whose "
+                     "misses are counted against those.")
     return "\n".join(lines) + "\n"
 
 
