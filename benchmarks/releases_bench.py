@@ -152,9 +152,9 @@ def _rerun_auto(args, eng, specs, out: dict, path: Path, key: str) -> None:
             "SELECT DISTINCT model FROM compat_result WHERE method = 'Auto.__init__'")).scalars()})
     if args.model:
         autos = [a for a in autos if a in args.model]
+    if not autos:
+        return
     for spec, step in zip(specs, ("auto_rerun_old", "auto_rerun_new")):
-        if not autos:
-            break
         r = probe_release(eng, spec, models=autos, families=["auto"], workers=args.workers,
                           cell_timeout=args.timeout)
         out[step] = {k: r[k] for k in ("cells", "counts", "ran", "seconds")}
@@ -164,7 +164,7 @@ def _rerun_auto(args, eng, specs, out: dict, path: Path, key: str) -> None:
 
 def _reused_full(args, path: Path, db: Path) -> dict:
     """{version: full-run numbers} of the release this pair shares with the entry ``args.reuse_full``, whose
-    database becomes this pair's (copied); one line and exit 2 when the entry does not fit."""
+    database becomes this pair's (copied); one line and exit 1 when the entry does not fit (nothing copied)."""
     entries = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     e = entries.get(args.reuse_full)
     if e is None or e.get("library") != args.library:

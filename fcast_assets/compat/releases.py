@@ -213,11 +213,9 @@ def version_ranges(engine: Engine, library: str) -> pd.DataFrame:
     return wide.reset_index()
 
 
-def carry_misses(engine: Engine, library: str, version: str, compat_run_id: int | None = None) -> pd.DataFrame:
-    """Cells a diff-driven re-probe of ``version`` (``compat_run_id``, default: the latest run that carried cells)
-    carried over whose outcome differs from a full run of the same release (another compat run): what the diff
-    missed (a change reached only through a helper). A cell that timed out or was skipped in the full run is no
-    answer to compare with, and is left out."""
+def _release_results(engine: Engine, library: str, version: str) -> pd.DataFrame:
+    """Every compat_result row of one release (every run, oldest first), ``carried`` True for a row carried over
+    by a diff-driven re-probe; model by qualname."""
     with engine.connect() as conn:
         rows = conn.execute(text("""
             SELECT c.result_id, c.compat_run_id, c.model, c.method, c.param, c.value_label, c.scenario, c.status,
@@ -225,9 +223,19 @@ def carry_misses(engine: Engine, library: str, version: str, compat_run_id: int 
             JOIN registry_library l ON l.library_id = r.library_id WHERE l.name = :lib AND r.version = :v
             ORDER BY c.result_id""").columns(context=m.JSONType), {"lib": library, "v": version}).all()
     df = pd.DataFrame([dict(r._mapping) for r in rows])
+    if not df.empty:
+        df["carried"] = [bool((c or {}).get("carried_from")) for c in df.pop("context")]
+    return df
+
+
+def carry_misses(engine: Engine, library: str, version: str, compat_run_id: int | None = None) -> pd.DataFrame:
+    """Cells a diff-driven re-probe of ``version`` (``compat_run_id``, default: the latest run that carried cells)
+    carried over whose outcome differs from a full run of the same release (another compat run): what the diff
+    missed (a change reached only through a helper). A cell that timed out or was skipped in the full run is no
+    answer to compare with, and is left out."""
+    df = _release_results(engine, library, version)
     if df.empty:
         return df
-    df["carried"] = [bool((c or {}).get("carried_from")) for c in df.pop("context")]
     if not df["carried"].any():
         return df.iloc[0:0]
     last = compat_run_id if compat_run_id is not None else df.loc[df["carried"], "compat_run_id"].max()
@@ -258,19 +266,13 @@ def flipped_cells(engine: Engine, library: str, from_version: str, to_version: s
 def unstable_cells(engine: Engine, library: str, version: str) -> set[tuple]:
     """Cells (KEY, model by class name) that ran more than once in ``version`` (a full run and a diff-driven re-run,
     say) with different outcomes: status or exception type. Carried rows do not count (they copy a run)."""
-    with engine.connect() as conn:
-        rows = conn.execute(text("""
-            SELECT c.model, c.method, c.param, c.value_label, c.scenario, c.status, c.exception_type, c.context
-            FROM compat_result c JOIN registry_release r ON r.release_id = c.release_id
-            JOIN registry_library l ON l.library_id = r.library_id WHERE l.name = :lib AND r.version = :v
-            """).columns(context=m.JSONType), {"lib": library, "v": version}).all()
-    seen: dict[tuple, set] = {}
-    for r in rows:
-        if (r.context or {}).get("carried_from"):
-            continue
-        seen.setdefault((r.model.rsplit(".", 1)[-1], r.method, r.param, r.value_label, r.scenario), set()).add(
-            (r.status, r.exception_type or ""))
-    return {k for k, outcomes in seen.items() if len(outcomes) > 1}
+    df = _release_results(engine, library, version)
+    if df.empty:
+        return set()
+    ran = df[~df["carried"]].assign(model=lambda d: d["model"].str.rsplit(".", n=1).str[-1],
+                                    exception_type=lambda d: d["exception_type"].fillna(""))
+    outcomes = ran.drop_duplicates([*KEY, "status", "exception_type"]).groupby(KEY).size()
+    return set(outcomes[outcomes > 1].index)
 
 
 def classified_flips(engine: Engine, library: str, from_version: str, to_version: str) -> pd.DataFrame:
@@ -322,8 +324,7 @@ def upgrade_report(engine: Engine, library: str, from_version: str, to_version: 
             f"| parameters changed otherwise (kind, annotation) | {len(p_ch) - len(defaults) - len(moved)} |",
             f"| functions / methods whose code changed (body, or a helper it calls) | {len(bodies)} |"]
     every = classified_flips(engine, library, from_version, to_version)
-    flips, timed_out, varied = (every[every["kind"] == k] if not every.empty else every
-                                for k in ("flipped", "timeout", "varies"))
+    flips, timed_out, varied = (every[every["kind"] == k] for k in ("flipped", "timeout", "varies"))
     out += [f"| matrix cells that flipped | {len(flips)} |",
             f"| cells that timed out in one of the releases (not counted as flipped) | {len(timed_out)} |",
             f"| cells whose outcome varied between runs of one release (not counted as flipped) | {len(varied)} |",
