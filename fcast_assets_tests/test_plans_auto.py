@@ -78,6 +78,37 @@ def test_optuna_default_space_with_forced_miniature_run(data):
     assert tk["max_steps"] == 1 and tk["logger"] is False  # forced over the class default (500 / 1000 steps)
 
 
+def _trial_params(kw, df):
+    from neuralforecast import NeuralForecast
+
+    nf = NeuralForecast(models=[auto.auto_class("AutoMLP")(**kw)], freq="D")
+    nf.fit(df)
+    return [t.params for t in nf.models[0].results.trials]
+
+
+def test_miniature_run_samples_the_real_runs_first_config(data):
+    """No search_alg with optuna: a seeded sampler, so the miniature run (one sample) tries the config the real run
+    samples first, and the same plan samples the same configs on every run."""
+    import optuna
+
+    params = {"h": H, "backend": "optuna", "num_samples": 3, "config": {"__space__": SPACE}}
+    build = lambda p, n=None: auto.build_auto_kwargs("neuralforecast.auto.AutoMLP", p, _dec(data),  # noqa: E731
+                                                     QUIET_TRAINER, forced=MINI, num_samples=n)
+    assert isinstance(build(params)["search_alg"], optuna.samplers.TPESampler)
+    df = data["df"]
+    real, again, mini = (_trial_params(build(params), df), _trial_params(build(params), df),
+                         _trial_params(build(params, 1), df))
+    assert len(real) == 3 and len(mini) == 1
+    assert mini[0] == real[0] and again == real
+    assert len({tuple(sorted(p.items())) for p in real}) > 1  # the space is sampled, not one config repeated
+    # look-alikes the default must not touch: the step's own sampler is kept; ray gets none from us
+    own = {**params, "search_alg": {"__obj__": "optuna.samplers.RandomSampler", "kwargs": {"seed": 7}}}
+    assert isinstance(build(own)["search_alg"], optuna.samplers.RandomSampler)
+    ray = auto.build_auto_kwargs("neuralforecast.auto.AutoMLP", {"h": H, "backend": "ray", "config": None},
+                                 _dec(data), QUIET_TRAINER)
+    assert "search_alg" not in ray
+
+
 def test_plan_that_used_to_fail_now_runs(data):
     """The runner used to pass the quiet trainer kwargs to the Auto constructor: TypeError."""
     params = {"h": H, "backend": "optuna", "num_samples": 1, "config": {"__space__": SPACE},

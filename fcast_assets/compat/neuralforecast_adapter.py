@@ -27,14 +27,13 @@ from .postconditions import check_columns, check_cross_validation, check_forecas
 from . import scenario
 from ..registry.view import auto_classes, loss_classes, loss_kinds, model_classes, params_of
 from .runner import Cell, Group
-from .spec import H, N_IDS, N_POINTS, QUIET_TRAINER, baseline_kwargs, decode  # noqa: F401 - re-exported
+from .spec import (AUTO_SAMPLER_SEED, H, N_IDS, N_POINTS, QUIET_TRAINER, baseline_kwargs,  # noqa: F401 - re-exported
+                   decode, seeded_search_alg)
 from .synthetic import build_data  # noqa: F401 - re-exported (the probes' data)
 
 INPUT_SIZES = [4, 8, 16, 24]
 CORE = "neuralforecast.core.NeuralForecast"
 PI = "neuralforecast.utils.PredictionIntervals"
-#: seed of the optuna sampler of every Auto cell that does not probe ``search_alg`` itself (one outcome per cell)
-AUTO_SAMPLER_SEED = 0
 # constructor parameters probed by their own cells or holding objects, not plain values
 _NOT_CONSTRUCTOR_CELLS = {"h", "input_size", "n_series", "loss", "valid_loss", "futr_exog_list", "hist_exog_list",
                           "stat_exog_list", "cat_exog_list", "categorical_cardinalities", "alias", "optimizer",
@@ -347,15 +346,14 @@ class NeuralForecastAdapter:
 
     def auto_kwargs(self, setup: dict[str, Any], spec: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         """The Auto class's arguments of an ``auto_fit`` cell. With the optuna backend and no ``search_alg`` of the
-        cell's own, a sampler seeded with AUTO_SAMPLER_SEED: neuralforecast's default search_alg is ray's, so optuna
-        would fall back to an unseeded sampler, and the sampled config (input_size, random_seed, ...) and so the
-        cell's outcome would vary from run to run (a flip between releases that is only chance)."""
+        cell's own, a sampler seeded with AUTO_SAMPLER_SEED (``seeded_search_alg``): unseeded, the sampled config
+        (input_size, random_seed, ...) and so the cell's outcome would vary from run to run (a flip between releases
+        that is only chance)."""
         kwargs = {**setup["model_kwargs"], **spec["auto_kwargs"]}
         kwargs = {k: (self._auto_config(v, setup) if k == "config" else decode(v, data)) for k, v in kwargs.items()}
-        if kwargs.get("backend") == "optuna" and "search_alg" not in spec["auto_kwargs"]:
-            import optuna
-
-            kwargs["search_alg"] = optuna.samplers.TPESampler(seed=AUTO_SAMPLER_SEED)
+        sampler = seeded_search_alg(kwargs.get("backend"), "search_alg" in spec["auto_kwargs"])
+        if sampler is not None:
+            kwargs["search_alg"] = sampler
         return kwargs
 
     def _auto_config(self, spec: Any, setup: dict[str, Any]) -> Any:

@@ -11,6 +11,20 @@ N_IDS = 2  # series in the probes' data
 N_POINTS = 64  # training points per series
 QUIET_TRAINER = {"enable_progress_bar": False, "logger": False, "enable_model_summary": False,
                  "enable_checkpointing": False, "accelerator": "cpu", "devices": 1}
+#: seed of the optuna sampler an Auto model gets when it names no ``search_alg`` of its own (compat cells and plans)
+AUTO_SAMPLER_SEED = 0
+
+
+def seeded_search_alg(backend: Any, given: bool) -> Any:
+    """The ``search_alg`` an Auto model gets from us: with the optuna backend and none ``given``, a TPESampler seeded
+    with AUTO_SAMPLER_SEED; otherwise None (keep the caller's or the library's own). neuralforecast's default
+    ``search_alg`` is ray's seeded BasicVariantGenerator, which optuna cannot use, so it falls back to an unseeded
+    sampler: the sampled configs, and with them whether a run works, would vary from run to run."""
+    if backend != "optuna" or given:
+        return None
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=AUTO_SAMPLER_SEED)
 
 
 def decode(value: Any, data: dict[str, Any]) -> Any:

@@ -20,6 +20,11 @@ neuralforecast 3.3.0 Auto classes (``neuralforecast.common._base_auto.BaseAuto``
 config key is passed to the tuned model's constructor (``cls_model(**config)`` in ``BaseAuto._fit_model``), whose
 ``**trainer_kwargs`` reach ``pytorch_lightning.Trainer``. So trainer settings (quiet trainer, ``max_steps: 1`` for a
 miniature run) are merged as constants over every sampled config, never passed to the Auto constructor.
+
+With ``backend: optuna`` and no ``search_alg`` in the step, the Auto model samples with a TPESampler seeded with
+``compat.spec.AUTO_SAMPLER_SEED`` (neuralforecast seeds its ray default the same way; optuna's fallback is unseeded):
+the same plan samples the same configs on every run, and its miniature run (one sample) tries the first config the
+real run will. A step that names its own ``search_alg`` keeps it.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ import importlib
 import inspect
 import math
 from typing import Any, Callable
+
+from ..compat.spec import seeded_search_alg
 
 AUTO_MODULE = "neuralforecast.auto"
 SPACE_KEY = "__space__"
@@ -259,6 +266,9 @@ def build_auto_kwargs(qualname: str, params: dict[str, Any], decode: Callable[[A
     if num_samples is not None:
         kw["num_samples"] = num_samples
     backend = kw.get("backend", inspect.signature(cls.__init__).parameters["backend"].default)
+    sampler = seeded_search_alg(backend, "search_alg" in params)
+    if sampler is not None:  # the miniature run then tries the real run's first sampled config
+        kw["search_alg"] = sampler
     if isinstance(space_spec, dict) and SPACE_KEY not in space_spec:
         # a plain mapping is a config as the library takes it (constants for ray; optuna rejects a dict itself)
         kw["config"] = {**{k: decode(v) for k, v in space_spec.items()}, **(trainer or {}), **(forced or {})}
