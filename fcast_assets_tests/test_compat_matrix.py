@@ -216,7 +216,13 @@ def test_auto_class_cells(tmp_path):
     engine, _ = scanned_db(tmp_path)
     s = run_matrix(engine, "neuralforecast", models=["AutoMLP"], workers=2, cell_timeout=90)
     rows = {(r.param, r.value_label): r for r in cells(engine, "method = 'Auto.__init__'")}
-    assert s["cells"] == len(rows) > 20
+    # AutoMLP alone still calibrates MLP (its tiny config takes MLP's size): set up as in a whole matrix, not with
+    # a fallback size that only an Auto-only run would use
+    calib = cells(engine, "method = 'Model.__init__'")
+    assert {(r.model, r.param) for r in calib} == {("neuralforecast.models.mlp.MLP", "input_size")}
+    first = next(r.value for r in sorted(calib, key=lambda r: r.value) if r.status == "ok")
+    assert s["cells"] == len(rows) + len(calib) and len(rows) > 20
+    assert {r.context["group"]["setup"]["tiny_config"]["input_size"] for r in rows.values()} == {first} != {8}
     assert rows[("config", "tiny config")].status == "ok"
     trap = rows[("config", "default_override_distribution config")]
     assert trap.status == "error" and trap.exception_type == "ValueError" and "distribution" in trap.message

@@ -111,9 +111,13 @@ class NeuralForecastAdapter:
         return [by_name.get(n, n) for n in names]
 
     def calibration_groups(self, models: list[str]) -> list[Group]:
+        """One group per model: the first input_size whose fit + predict runs. An Auto class's tiny config uses its
+        model's size, so a selected Auto class brings its model's calibration even when the model itself is not
+        selected: ``--models AutoX`` (or re-running only the Auto cells) sets AutoX up as a whole matrix does."""
         groups = []
-        for q in models:
-            if q in self.autos:
+        bases = [self.autos[q]["auto_of"] for q in models if q in self.autos]
+        for q in dict.fromkeys([*(q for q in models if q not in self.autos), *bases]):
+            if q not in self.init_params:
                 continue
             base = baseline_kwargs(self.init_params[q], INPUT_SIZES[0])
             cells = [Cell(q, "Model.__init__", "input_size", s, label(s, "baseline calibration"),
