@@ -92,8 +92,11 @@ def test_miniature_run_samples_the_real_runs_first_config(data):
     import optuna
 
     params = {"h": H, "backend": "optuna", "num_samples": 3, "config": {"__space__": SPACE}}
-    build = lambda p, n=None: auto.build_auto_kwargs("neuralforecast.auto.AutoMLP", p, _dec(data),  # noqa: E731
-                                                     QUIET_TRAINER, forced=MINI, num_samples=n)
+
+    def build(p, n=None):
+        return auto.build_auto_kwargs("neuralforecast.auto.AutoMLP", p, _dec(data), QUIET_TRAINER, forced=MINI,
+                                      num_samples=n)
+
     assert isinstance(build(params)["search_alg"], optuna.samplers.TPESampler)
     df = data["df"]
     real, again, mini = (_trial_params(build(params), df), _trial_params(build(params), df),

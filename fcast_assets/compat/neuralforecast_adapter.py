@@ -117,8 +117,6 @@ class NeuralForecastAdapter:
         groups = []
         bases = [self.autos[q]["auto_of"] for q in models if q in self.autos]
         for q in dict.fromkeys([*(q for q in models if q not in self.autos), *bases]):
-            if q not in self.init_params:
-                continue
             base = baseline_kwargs(self.init_params[q], INPUT_SIZES[0])
             cells = [Cell(q, "Model.__init__", "input_size", s, label(s, "baseline calibration"),
                           spec={"kind": "fit_predict", "model_kwargs": {"input_size": s}}) for s in INPUT_SIZES]
