@@ -264,6 +264,10 @@ def test_auto_cells_sample_the_same_config_every_run(tmp_path):
     assert isinstance(ad.auto_kwargs(group.setup, own.spec, data)["search_alg"], optuna.samplers.RandomSampler)
     ray = next(c for c in group.cells if c.param == "backend" and c.value == "ray")
     assert "search_alg" not in ad.auto_kwargs(group.setup, ray.spec, data)
+    # an Auto class alone brings its model's calibration; with the model selected too, it is calibrated once
+    rnn, mlp = "neuralforecast.models.rnn.RNN", "neuralforecast.models.mlp.MLP"
+    assert [g.model for g in ad.calibration_groups(["neuralforecast.auto.AutoRNN"])] == [rnn]
+    assert [g.model for g in ad.calibration_groups([mlp, "neuralforecast.auto.AutoMLP", rnn])] == [mlp, rnn]
 
 
 def test_statsforecast_and_mlforecast_share_the_tables(tmp_path):
